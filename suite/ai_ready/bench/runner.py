@@ -1,0 +1,93 @@
+"""Run a list of cases, keep every finished record on disk, survive a failing case.
+
+After every case rank 0 rewrites the result file atomically, so a crash, a
+kill or Ctrl-C later in the run loses nothing already measured; the
+document's ``meta.status`` says whether the run completed. A case that raises
+becomes a failed record with the reason and the run goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+from ai_ready.bench.context import BenchContext
+from ai_ready.records import Record, ResultDocument, new_meta, utc_now
+
+C = TypeVar("C")
+
+
+class ResultSink:
+    """Rank 0's result document, saved after every case when a path is given."""
+
+    def __init__(self, path: Path | None, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.document = ResultDocument(meta=meta)
+
+    def add(self, records: Sequence[Record]) -> None:
+        self.document.records.extend(records)
+        self._save()
+
+    def finish(self, status: str) -> None:
+        self.document.meta["status"] = status
+        self.document.meta["finished"] = utc_now()
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is not None:
+            self.document.save(self.path)
+
+
+def failed_record(benchmark: str, case: str, params: dict[str, Any], metric: str, unit: str,
+                  reason: str, ctx: BenchContext, status: str = "failed") -> Record:
+    return Record(benchmark=benchmark, case=case, params=params, metric=metric, unit=unit,
+                  status=status, reason=reason, **ctx.record_fields())
+
+
+def run_cases(
+    benchmark: str,
+    cases: Sequence[C],
+    run_one: Callable[[C, BenchContext], list[Record]],
+    describe: Callable[[C], tuple[str, dict[str, Any], str, str]],
+    ctx: BenchContext,
+    out: Path | None,
+    command: Sequence[str] | None = None,
+    progress: Any | None = None,
+    debug: bool = False,
+) -> ResultDocument | None:
+    """Run `cases` on every rank; rank 0 gathers the records and returns the document.
+
+    `describe(case)` gives (case id, params, metric, unit) for the failed
+    record written when `run_one` raises.
+    """
+    sink = ResultSink(out, new_meta(command, ctx.environment)) if ctx.rank == 0 else None
+    status = "failed"
+    try:
+        with progress or nullcontext():
+            for case in cases:
+                name, params, metric, unit = describe(case)
+                if progress is not None:
+                    progress.start(name)
+                try:
+                    records = run_one(case, ctx)
+                except Exception as exc:  # one case failing must not lose the others
+                    if debug:
+                        traceback.print_exc(file=sys.stderr)
+                    reason = f"{type(exc).__name__}: {exc}"
+                    records = [failed_record(benchmark, name, params, metric, unit, reason, ctx)]
+                gathered = ctx.comm.gather(records)
+                if sink is not None and gathered is not None:
+                    sink.add([r for rank_records in gathered for r in rank_records])
+                if progress is not None:
+                    progress.done(name, records)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if sink is not None:
+            sink.finish(status)
+    return sink.document if sink is not None else None

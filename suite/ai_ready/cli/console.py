@@ -1,0 +1,50 @@
+"""Terminal output: rich tables for people, plain text in logs, nothing with --quiet."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def is_quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
+def is_debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
+
+
+def stdout_console() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def interactive() -> bool:
+    """Live progress only on a terminal: logs of batch jobs stay clean."""
+    return sys.stderr.isatty() and not is_quiet()
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if is_quiet():
+        return
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="left" if col in (columns[0],) else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    stdout_console().print(table)
+
+
+def note(message: str) -> None:
+    """A one-line message on stderr for the user (not with --quiet)."""
+    if not is_quiet():
+        click.echo(message, err=True)

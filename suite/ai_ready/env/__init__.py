@@ -1,0 +1,1 @@
+"""Runtime detection: what this process runs on and how it was launched."""
