@@ -94,9 +94,12 @@ def fake_clock() -> FakeClock:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment for running the CLI as a subprocess from the source tree or the installed package."""
+    """Environment for a CLI subprocess that imports the same ai_ready as the tests (source or installed)."""
+    import ai_ready
+
     env = dict(os.environ)
-    env.setdefault("PYTHONPATH", "")
+    package_parent = str(Path(ai_ready.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     return env
 
 

@@ -105,3 +105,15 @@ def test_interrupted_write_leaves_old_file(tmp_path: Path, monkeypatch: pytest.M
         atomic_write_text(target, "half-written")
     assert target.read_text() == "complete"
     assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_new_files_get_normal_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "shared.json", "{}")
+        assert path.stat().st_mode & 0o777 == 0o644  # readable by colleagues, not mkstemp's 0600
+        path.chmod(0o640)
+        atomic_write_text(path, "{}")
+        assert path.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(umask)

@@ -1,0 +1,70 @@
+"""Render result documents to one self-contained HTML file.
+
+The page is built from the stored records only (it never measures), from
+Jinja2 templates shipped in ``templates/``. Autoescaping is on and no document
+value is ever marked safe; the only markup trusted verbatim is our own
+stylesheet, inlined so the page loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import jinja2
+from markupsafe import Markup
+
+from ai_ready import __version__
+from ai_ready.fileio import atomic_write_text
+from ai_ready.records import ResultDocument, utc_now
+from ai_ready.report.sections import ReportData, build_sections, format_number, format_percent, format_sci
+from ai_ready.resources import resource_dir
+
+DEFAULT_TITLE = "ai-ready report"
+PAGE_TEMPLATE = "report.html.j2"
+STYLESHEET = "style.css"
+
+
+def template_environment() -> jinja2.Environment:
+    """Autoescape everything (templates are .j2, so extension-based selection would miss them)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=format_number, pct=format_percent, sci=format_sci)
+    return env
+
+
+def _stylesheet(env: jinja2.Environment) -> Markup:
+    """Our own CSS, inlined verbatim: escaping would turn its quotes and '>' into entities CSS cannot read."""
+    source, _, _ = env.loader.get_source(env, STYLESHEET)
+    if "</style" in source.lower():
+        raise ValueError(f"{STYLESHEET} must not contain '</style'")
+    return Markup(source)
+
+
+def build_report(documents: Sequence[ResultDocument], title: str | None = None,
+                 sources: Sequence[str] | None = None) -> str:
+    """The report as one HTML string; `sources` names the input files, in the order of `documents`."""
+    data = ReportData.from_documents(documents, sources)
+    sections = build_sections(data)
+    env = template_environment()
+    return env.get_template(PAGE_TEMPLATE).render(
+        title=title or DEFAULT_TITLE,
+        generated=utc_now(),
+        version=__version__,
+        sources=[str(s) for s in sources] if sources else list(data.labels),
+        sections=sections,
+        stylesheet=_stylesheet(env),
+    )
+
+
+def write_report(documents: Sequence[ResultDocument], out_path: str | os.PathLike[str], title: str | None = None,
+                 sources: Sequence[str] | None = None) -> Path:
+    """Render fully first, then write atomically: a failure leaves any previous report as it was."""
+    html = build_report(documents, title=title, sources=sources)
+    return atomic_write_text(out_path, html)
