@@ -97,3 +97,17 @@ def test_llm_shapes_parse() -> None:
     assert gemm.parse_llm("none") == []
     with pytest.raises(InputError):
         gemm.parse_llm("8192")
+
+
+def test_figure_above_its_ceiling_is_flagged() -> None:
+    low = dict(CEILING, value=1e-9)
+    [record] = gemm.run_case(gemm.GemmCase("square", 64, 64, 64, "fp32"), ctx(), low)
+    assert record.pct_of_ceiling > 100
+    assert any("of its ceiling" in w and "turbo" in w for w in record.warnings)
+
+
+def test_noise_warning_matches_the_record_statistics() -> None:
+    from ai_ready.records import Record
+
+    r = Record.from_samples([1.0, 2.0, 1.0, 3.0], benchmark="b", case="c", params={}, metric="m", unit="u")
+    assert len(r.warnings) == 1 and f"CV {r.stats['cv']:.1%}" in r.warnings[0]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ai_ready import __version__
 from ai_ready.errors import InputError
 from ai_ready.fileio import atomic_write_text
-from ai_ready.measure.stats import summarize
+from ai_ready.measure.stats import noise_warning, summarize
 
 SCHEMA = "ai-ready/results"
 VERSION = 1
@@ -71,9 +71,14 @@ class Record:
 
     @classmethod
     def from_samples(cls, samples: Sequence[float], **kwargs: Any) -> "Record":
-        """An ok record whose value is the median of `samples` and whose stats describe them."""
+        """An ok record whose value is the median of `samples`, whose stats describe them,
+        and which warns when they are too noisy to trust."""
         summary = summarize(samples)
-        return cls(value=summary.median, stats=summary.to_dict(), samples=[float(s) for s in samples], **kwargs)
+        record = cls(value=summary.median, stats=summary.to_dict(), samples=[float(s) for s in samples], **kwargs)
+        warning = noise_warning(summary, record.case)
+        if warning and warning not in record.warnings:
+            record.warnings.append(warning)
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

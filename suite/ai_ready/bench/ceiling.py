@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ai_ready.catalog import Catalog, System
+from ai_ready.records import Record
 
 #: GEMM dtype -> catalog dtype key of the matching dense peak.
 GEMM_PEAK_KEY = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8"}
 #: Accelerator names the catalog builds from detection rather than ships.
 DECLARED_ACCELERATORS = ("local-cpu",)
+#: A figure above this percentage of its ceiling is flagged: the ceiling cannot be right.
+FULL_CEILING_PCT = 100.0
 
 
 def peak_ceiling(catalog: Catalog, system: System, dtype: str) -> dict[str, Any] | None:
@@ -31,3 +34,23 @@ def peak_ceiling(catalog: Catalog, system: System, dtype: str) -> dict[str, Any]
         "label": f"{acc.name} {dtype} dense peak",
         "source": catalog.cite(figure),
     }
+
+
+def apply_ceiling(record: Record, ceiling: dict[str, Any] | None) -> Record:
+    """Attach `ceiling` and the percentage; a figure above its ceiling gets a warning.
+
+    Above 100% means the ceiling or the measurement is wrong (a CPU clocked
+    above its nominal frequency, a catalog entry for another SKU): the
+    report shows it rather than hiding it.
+    """
+    if ceiling is None or record.value is None:
+        return record
+    record.ceiling = ceiling
+    record.pct_of_ceiling = 100.0 * record.value / ceiling["value"]
+    if record.pct_of_ceiling > FULL_CEILING_PCT:
+        hint = ("the CPU ran above the nominal clock the declared peak assumes (turbo), so that peak is a lower bound"
+                if ceiling.get("kind") == "declared" else
+                "check that the catalog entry matches this device's model and clocks")
+        record.warnings.append(f"{record.case}: {record.pct_of_ceiling:.0f}% of its ceiling "
+                               f"({ceiling['value']:.4g} {ceiling['unit']}, {ceiling['kind']}): {hint}")
+    return record

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from ai_ready.bench.ceiling import apply_ceiling
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.runner import failed_record
 from ai_ready.errors import InputError
@@ -295,10 +296,6 @@ def run_case(case: GemmCase, ctx: BenchContext, ceiling: dict[str, Any] | None) 
         m = measure(ops.call, ctx.budget, ctx.timer, ctx.comm, label=name)
     samples = [case.flops / s / 1e12 for s in m.samples_s]
     record = Record.from_samples(samples, benchmark=BENCHMARK, case=name, params=params, metric=METRIC,
-                                 unit=UNIT, check=result, timing=m.timing_dict(), warnings=m.warnings,
-                                 **ctx.record_fields())
+                                 unit=UNIT, check=result, timing=m.timing_dict(), **ctx.record_fields())
     record.params["flops"] = case.flops
-    if ceiling is not None:
-        record.ceiling = ceiling
-        record.pct_of_ceiling = 100.0 * record.value / ceiling["value"]
-    return [record]
+    return [apply_ceiling(record, ceiling)]

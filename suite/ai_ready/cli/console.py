@@ -20,8 +20,12 @@ def is_debug() -> bool:
     return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
 
 
+#: Width of tables written to logs and pipes (a terminal uses its own width).
+LOG_WIDTH = 160
+
+
 def stdout_console() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    return Console(soft_wrap=False, highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
 
 
 def stderr_console() -> Console:
