@@ -178,3 +178,42 @@ def test_two_mpi_ranks_run_identical_plans(tmp_path: Path) -> None:
         assert set(timings) == {0, 1}
         plan = {k: timings[0][k] for k in ("inner", "samples", "warmup_calls", "calibration_calls")}
         assert plan == {k: timings[1][k] for k in plan}
+
+
+def test_two_torchrun_ranks_over_gloo(tmp_path: Path) -> None:
+    """Real `torchrun --nproc-per-node 2`: the torch.distributed path gives the same guarantees as MPI."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    result = tmp_path / "torchrun.json"
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "ai_ready", "--quiet", "bench", "gemm", "--sizes", "64", "--dtype", "fp32",
+                           "--llm", "none", *FAST, "-o", str(result)],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = load_results(result)
+    assert doc.meta["environment"]["launcher"]["name"] == "torchrun"
+    timings = {r.rank: r.timing for r in doc.records}
+    assert set(timings) == {0, 1} and all(r.status == "ok" for r in doc.records)
+    assert timings[0]["samples"] == timings[1]["samples"] and timings[0]["inner"] == timings[1]["inner"]
+
+
+def test_malformed_user_catalog_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_ready.catalog import clear_cache
+
+    systems = tmp_path / "systems"
+    systems.mkdir()
+    (systems / "my-node.yaml").write_text("schema: ai-ready/catalog-system\nversion: 1\nname: my-node\n"
+                                          "accelerator: h100-sxm\nnodes: {value: 1}\n")
+    monkeypatch.setenv("AI_READY_CATALOG_PATH", str(tmp_path))
+    clear_cache()
+    try:
+        code, _, err = call(capsys, "systems", "list")
+    finally:
+        clear_cache()
+    assert_one_line_error(code, err, "my-node.yaml")

@@ -349,3 +349,16 @@ def test_every_registered_section_has_a_template():
                                          (0.0123, "0.0123"), (0, "0"), (None, "—"), (float("nan"), "—")])
 def test_format_number(value, text):
     assert format_number(value) == text
+
+
+def test_catalog_sources_of_ceilings_are_listed() -> None:
+    from ai_ready.records import Record, ResultDocument
+    from ai_ready.report import build_report
+
+    ceiling = {"value": 989.0, "unit": "TFLOP/s", "kind": "catalog", "label": "h100-sxm bf16 dense peak",
+               "source": "S4", "references": [{"id": "S4", "title": "NVIDIA H100 sheet", "where": "example.org/h100"}]}
+    record = Record.from_samples([700.0, 710.0], benchmark="gemm", case="square-8192-bf16",
+                                 params={"shape": "square", "m": 8192, "n": 8192, "k": 8192, "dtype": "bf16"},
+                                 metric="throughput", unit="TFLOP/s", ceiling=ceiling, pct_of_ceiling=71.3)
+    html = build_report([ResultDocument(meta={}, records=[record])])
+    assert "Sources of the ceilings" in html and "NVIDIA H100 sheet" in html and "example.org/h100" in html

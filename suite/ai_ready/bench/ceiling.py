@@ -33,7 +33,18 @@ def peak_ceiling(catalog: Catalog, system: System, dtype: str) -> dict[str, Any]
         "kind": kind,
         "label": f"{acc.name} {dtype} dense peak",
         "source": catalog.cite(figure),
+        "references": source_references(catalog, figure.source),
     }
+
+
+def source_references(catalog: Catalog, ids: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
+    """Titles and locations of cited sources, stored with the record so reports need no catalog."""
+    refs = []
+    for sid in ids:
+        entry = catalog.sources.get(sid, {})
+        refs.append({"id": sid, "title": str(entry.get("title", "")),
+                     "where": str(entry.get("url") or entry.get("reference") or "")})
+    return refs
 
 
 def apply_ceiling(record: Record, ceiling: dict[str, Any] | None) -> Record:

@@ -37,14 +37,26 @@ def interactive() -> bool:
     return sys.stderr.isatty() and not is_quiet()
 
 
+def _numeric(text: str) -> bool:
+    try:
+        float(text.rstrip("%*").split(" ")[0].replace(",", ""))
+        return True
+    except ValueError:
+        return False
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose all-numeric columns are right-aligned."""
     if is_quiet():
         return
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col, justify="left" if col in (columns[0],) else "right", overflow="fold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for i, col in enumerate(columns):
+        values = [row[i] for row in cells if row[i]]
+        numeric = bool(values) and all(_numeric(v) for v in values)
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     stdout_console().print(table)
 
 

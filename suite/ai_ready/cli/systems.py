@@ -63,11 +63,30 @@ def systems_show(name: str, as_json: bool) -> None:
         return
     rows = list(_flatten(entry, catalog))
     print_table(f"{name}", ["figure", "value", "source"], rows)
+    cited = sorted({sid for data in _figures(entry) for sid in data.get("source") or []},
+                   key=lambda sid: (not sid[1:].isdigit(), int(sid[1:]) if sid[1:].isdigit() else 0, sid))
+    source_rows = [(sid, catalog.sources.get(sid, {}).get("title", ""),
+                    catalog.sources.get(sid, {}).get("url") or catalog.sources.get(sid, {}).get("reference", ""))
+                   for sid in cited]
+    print_table("sources", ["id", "title", "where"], source_rows)
+
+
+def _is_figure(data: object) -> bool:
+    return isinstance(data, dict) and "value" in data and ("source" in data or "assumption" in data)
+
+
+def _figures(data: object):
+    """Every figure dict inside a catalog entry's dict."""
+    if _is_figure(data):
+        yield data
+    elif isinstance(data, dict):
+        for value in data.values():
+            yield from _figures(value)
 
 
 def _flatten(data: object, catalog: object, prefix: str = ""):
     """(key path, value, citation) rows for every figure in a catalog entry's dict."""
-    if isinstance(data, dict) and "value" in data and ("source" in data or "assumption" in data):
+    if _is_figure(data):
         unit = f" {data['unit']}" if data.get("unit") else ""
         cite = ", ".join(data["source"]) if data.get("source") else ""
         if data.get("assumption"):

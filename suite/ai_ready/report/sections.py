@@ -380,7 +380,18 @@ def build_gemm(data: ReportData) -> dict[str, Any] | None:
         "show_where": _several_places(rows),
         "chart": _gemm_chart(rows),
         "cv_threshold_pct": CV_WARN_THRESHOLD * 100,
+        "references": _references(e.record for e in entries),
     }
+
+
+def _references(records: Iterable[Record]) -> list[dict[str, str]]:
+    """The distinct sources the records' ceilings cite, as stored in the records (id, title, where)."""
+    seen: dict[str, dict[str, str]] = {}
+    for record in records:
+        for ref in _as_dict(record.ceiling).get("references") or []:
+            if isinstance(ref, dict) and ref.get("id") and str(ref["id"]) not in seen:
+                seen[str(ref["id"])] = {k: str(ref.get(k) or "") for k in ("id", "title", "where")}
+    return list(seen.values())
 
 
 def _int_param(params: dict[str, Any], name: str) -> int | None:
