@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from ai_ready.bench.context import BenchContext
+from ai_ready.measure.harness import budget_dict
 from ai_ready.records import Record, ResultDocument, new_meta, utc_now
 
 C = TypeVar("C")
@@ -63,7 +64,10 @@ def run_cases(
     `describe(case)` gives (case id, params, metric, unit) for the failed
     record written when `run_one` raises.
     """
-    sink = ResultSink(out, new_meta(command, ctx.environment)) if ctx.rank == 0 else None
+    meta = new_meta(command, ctx.environment)
+    meta["budget"] = budget_dict(ctx.budget)
+    meta["world_size"] = ctx.comm.size
+    sink = ResultSink(out, meta) if ctx.rank == 0 else None
     status = "failed"
     try:
         with progress or nullcontext():
