@@ -66,7 +66,24 @@ def test_gpu_only_dtype_is_skipped_on_cpu_with_reason() -> None:
 
 def test_operands_are_random_not_zero() -> None:
     ops = gemm.make_operands(gemm.GemmCase("square", 32, 32, 32, "bf16"), "cpu", torch.Generator().manual_seed(1))
-    assert ops.a64.abs().min() >= 0 and ops.a64.std() > 0.5 and ops.b64.count_nonzero() > 1000
+    assert ops.a.dtype == torch.bfloat16 and ops.a.float().std() > 0.5 and ops.b.count_nonzero() > 1000
+    again = gemm.make_operands(gemm.GemmCase("square", 32, 32, 32, "bf16"), "cpu", torch.Generator().manual_seed(1))
+    assert torch.equal(ops.a, again.a)  # seeded: reruns check the same data
+
+
+def test_float8_blocks_are_selected_as_bytes() -> None:
+    """fp8 operands are indexed through a byte view; values must survive exactly."""
+    a = torch.randn(8, 16).to(torch.float8_e4m3fn)
+    rows = torch.tensor([5, 1])
+    assert torch.equal(gemm._select64(a, 0, rows), a.to(torch.float64)[rows])
+    b = torch.randn(16, 8).to(torch.float8_e4m3fn).t()  # column-major view, as for _scaled_mm
+    cols = torch.tensor([3, 0, 7])
+    assert torch.equal(gemm._select64(b, 1, cols), b.to(torch.float64)[:, cols])
+
+
+def test_fp8_needs_multiples_of_16() -> None:
+    reason = gemm.unsupported_reason("fp8", ctx(), (48, 32, 20))
+    assert reason is not None and "multiples of 16" in reason
 
 
 def test_case_lists() -> None:

@@ -43,6 +43,8 @@ MIN_CAPABILITY = {"fp32": (0, 0), "tf32": (8, 0), "bf16": (8, 0), "fp16": (0, 0)
 TOLERANCE = {"fp32": 1e-4, "tf32": 2e-3, "bf16": 1e-2, "fp16": 5e-3, "fp8": 2e-2}
 #: Rows and columns of the output block compared with the float64 reference.
 CHECK_BLOCK = 128
+#: torch._scaled_mm needs every dimension to be a multiple of this.
+FP8_DIM_MULTIPLE = 16
 #: Share of free memory a case may use for its operands.
 MEMORY_FRACTION = 0.8
 
@@ -159,8 +161,10 @@ def build_cases(
     return [GemmCase(shape, m, n, k, dtype) for dtype in dtypes for shape, m, n, k in products]
 
 
-def unsupported_reason(dtype: str, ctx: BenchContext) -> str | None:
-    """Why `dtype` cannot run on this device, or None."""
+def unsupported_reason(dtype: str, ctx: BenchContext, dims: tuple[int, int, int] = (0, 0, 0)) -> str | None:
+    """Why `dtype` (at m, n, k = `dims`) cannot run on this device, or None."""
+    if dtype == "fp8" and any(d % FP8_DIM_MULTIPLE for d in dims):
+        return f"fp8 GEMM (torch._scaled_mm) needs m, n and k that are multiples of {FP8_DIM_MULTIPLE}"
     if not ctx.is_cuda:
         if dtype not in CPU_DTYPES:
             return f"{dtype} GEMM needs a CUDA device; on CPU ai-ready measures {', '.join(CPU_DTYPES)}"
@@ -208,48 +212,52 @@ def fp32_mode(dtype: str, is_cuda: bool) -> Iterator[None]:
 
 @dataclass
 class Operands:
-    """The inputs of one case, the timed call, and float64 views of the rounded operands."""
+    """The inputs of one case and the timed call (A is m×k, B is k×n, both as stored for the kernel)."""
 
     call: Callable[[], torch.Tensor]
     out: torch.Tensor | None
-    a64: torch.Tensor
-    b64: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+
+
+def _select64(t: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """Rows or columns of `t` as float64; float8 is indexed as bytes (no index kernels for it)."""
+    if t.element_size() == 1 and t.is_floating_point():
+        return t.view(torch.uint8).index_select(dim, index).view(t.dtype).to(torch.float64)
+    return t.index_select(dim, index).to(torch.float64)
 
 
 def make_operands(case: GemmCase, device: str, generator: torch.Generator) -> Operands:
-    """Random normal operands (never zeros), stored in the case's dtype."""
+    """Random normal operands (never zeros), drawn on the device and stored in the case's dtype."""
     dev = torch.device(device)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    device_gen = torch.Generator(device=dev).manual_seed(seed)
 
-    def randn(rows: int, cols: int) -> torch.Tensor:
-        return torch.randn(rows, cols, generator=generator, device="cpu", dtype=torch.float32).to(dev)
+    def randn(rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+        return torch.randn(rows, cols, generator=device_gen, device=dev, dtype=torch.float32).to(dtype)
 
     if case.dtype == "fp8":
-        a = randn(case.m, case.k).to(torch.float8_e4m3fn)
-        b = randn(case.n, case.k).to(torch.float8_e4m3fn).t()  # column-major, as _scaled_mm requires
+        a = randn(case.m, case.k, torch.float8_e4m3fn)
+        b = randn(case.n, case.k, torch.float8_e4m3fn).t()  # column-major, as _scaled_mm requires
         one = torch.ones((), device=dev, dtype=torch.float32)
-        return Operands(
-            call=lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16),
-            out=None,
-            a64=a.to(torch.float64),
-            b64=b.to(torch.float64),
-        )
+        return Operands(call=lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16),
+                        out=None, a=a, b=b)
     storage = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[case.dtype]
-    a = randn(case.m, case.k).to(storage)
-    b = randn(case.k, case.n).to(storage)
+    a = randn(case.m, case.k, storage)
+    b = randn(case.k, case.n, storage)
     out = torch.empty(case.m, case.n, device=dev, dtype=storage)
-    return Operands(call=lambda: torch.matmul(a, b, out=out), out=out, a64=a.to(torch.float64),
-                    b64=b.to(torch.float64))
+    return Operands(call=lambda: torch.matmul(a, b, out=out), out=out, a=a, b=b)
 
 
 def check(case: GemmCase, ops: Operands, generator: torch.Generator) -> dict[str, Any]:
-    """Poison, compute once, and compare a random output block with float64."""
+    """Poison, compute once, and compare a random output block with float64 of the same rounded operands."""
     if ops.out is not None:
         ops.out.fill_(math.nan)
     result = ops.call()
     written = bool(torch.isfinite(result).all().item())
     rows = torch.randperm(case.m, generator=generator)[:CHECK_BLOCK].to(result.device)
     cols = torch.randperm(case.n, generator=generator)[:CHECK_BLOCK].to(result.device)
-    ref = ops.a64.index_select(0, rows) @ ops.b64.index_select(1, cols)
+    ref = _select64(ops.a, 0, rows) @ _select64(ops.b, 1, cols)
     got = result.index_select(0, rows).index_select(1, cols).to(torch.float64)
     error = float(torch.linalg.norm(got - ref) / torch.linalg.norm(ref))
     tolerance = TOLERANCE[case.dtype]
@@ -269,7 +277,7 @@ def check_failure_reason(result: dict[str, Any]) -> str:
 def run_case(case: GemmCase, ctx: BenchContext, ceiling: dict[str, Any] | None) -> list[Record]:
     """Check, agree across ranks, then time one case."""
     name, params, _metric, _unit = describe(case)
-    reason = unsupported_reason(case.dtype, ctx)
+    reason = unsupported_reason(case.dtype, ctx, (case.m, case.n, case.k))
     if reason is None and case.operand_bytes() > MEMORY_FRACTION * free_memory_bytes(ctx):
         reason = (f"needs {case.operand_bytes() / 1e9:.1f} GB for operands, more than "
                   f"{MEMORY_FRACTION:.0%} of the {free_memory_bytes(ctx) / 1e9:.1f} GB free")
