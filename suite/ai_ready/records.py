@@ -70,12 +70,13 @@ class Record:
             raise ValueError(f"{self.status} record {self.benchmark}/{self.case} needs a reason")
 
     @classmethod
-    def from_samples(cls, samples: Sequence[float], **kwargs: Any) -> "Record":
+    def from_samples(cls, samples: Sequence[float], warn_noise: bool = True, **kwargs: Any) -> "Record":
         """An ok record whose value is the median of `samples`, whose stats describe them,
-        and which warns when they are too noisy to trust."""
+        and which warns when they are too noisy to trust (unless another record of the
+        same measurement already does: derived figures share their source's noise)."""
         summary = summarize(samples)
         record = cls(value=summary.median, stats=summary.to_dict(), samples=[float(s) for s in samples], **kwargs)
-        warning = noise_warning(summary, record.case)
+        warning = noise_warning(summary, record.case) if warn_noise else None
         if warning and warning not in record.warnings:
             record.warnings.append(warning)
         return record

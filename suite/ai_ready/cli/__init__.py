@@ -13,6 +13,7 @@ import click
 
 from ai_ready import __version__
 from ai_ready.cli.bench import bench
+from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
 from ai_ready.cli.info import info
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems

@@ -18,6 +18,17 @@ MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRAN
 TORCHRUN_SIZE_VAR = "WORLD_SIZE"
 
 
+class Request(Protocol):
+    """A non-blocking point-to-point message: poll with test(), collect with value."""
+
+    def test(self) -> bool: ...
+
+    def wait(self) -> None: ...
+
+    @property
+    def value(self) -> int | None: ...
+
+
 class Comm(Protocol):
     rank: int
     size: int
@@ -28,6 +39,10 @@ class Comm(Protocol):
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None: ...
 
     def barrier(self) -> None: ...
+
+    def isend_int(self, value: int, dest: int, tag: int) -> Request: ...
+
+    def irecv_int(self, source: int, tag: int) -> Request: ...
 
 
 class SingleComm:
@@ -46,6 +61,31 @@ class SingleComm:
     def barrier(self) -> None:
         return None
 
+    def isend_int(self, value: int, dest: int, tag: int) -> Request:
+        raise RuntimeError("a single rank has nobody to send to")
+
+    def irecv_int(self, source: int, tag: int) -> Request:
+        raise RuntimeError("a single rank has nobody to receive from")
+
+
+class _MPIRequest:
+    def __init__(self, request: Any) -> None:
+        self._request, self._done, self._value = request, False, None
+
+    def test(self) -> bool:
+        if not self._done:
+            self._done, self._value = self._request.test()
+        return self._done
+
+    def wait(self) -> None:
+        if not self._done:
+            self._value = self._request.wait()
+            self._done = True
+
+    @property
+    def value(self) -> int | None:
+        return self._value
+
 
 class MPIComm:
     """mpi4py's COMM_WORLD (initialising MPI if an earlier import deferred it)."""
@@ -56,7 +96,8 @@ class MPIComm:
         from mpi4py import MPI
 
         if not MPI.Is_initialized():
-            MPI.Init_thread()
+            # the step watchdog polls requests from a second thread
+            MPI.Init_thread(MPI.THREAD_MULTIPLE)
             atexit.register(_finalize_mpi)
         self._comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank = self._comm.Get_rank()
@@ -71,6 +112,20 @@ class MPIComm:
     def barrier(self) -> None:
         self._comm.Barrier()
 
+    def isend_int(self, value: int, dest: int, tag: int) -> Request:
+        return _MPIRequest(self._comm.isend(int(value), dest=dest, tag=tag))
+
+    def irecv_int(self, source: int, tag: int) -> Request:
+        return _MPIRequest(self._comm.irecv(source=source, tag=tag))
+
+    def abort(self, code: int) -> None:
+        self._comm.Abort(code)
+
+    @property
+    def raw(self) -> Any:
+        """The mpi4py communicator, for benchmarks that call MPI directly."""
+        return self._comm
+
 
 def _finalize_mpi() -> None:
     from mpi4py import MPI
@@ -79,30 +134,64 @@ def _finalize_mpi() -> None:
         MPI.Finalize()
 
 
+class _TorchRequest:
+    def __init__(self, work: Any, buffer: Any) -> None:
+        self._work, self._buffer = work, buffer
+
+    def test(self) -> bool:
+        return bool(self._work.is_completed())
+
+    def wait(self) -> None:
+        self._work.wait()
+
+    @property
+    def value(self) -> int | None:
+        return int(self._buffer.item()) if self.test() else None
+
+
 class TorchComm:
-    """torch.distributed's default group (gloo on CPU, NCCL on GPU), as set up by torchrun."""
+    """torch.distributed, on a gloo group so coordination never touches the GPU (torchrun's world).
+
+    With NCCL as the default backend a gloo group is created for the
+    coordination messages; with gloo the default group serves.
+    """
 
     name = "torch.distributed"
 
-    def __init__(self) -> None:
+    def __init__(self, group: Any = None) -> None:
         import torch.distributed as dist
 
         self._dist = dist
+        if group is None and dist.get_backend() != "gloo":
+            group = dist.new_group(backend="gloo")
+        self._group = group
         self.rank = dist.get_rank()
         self.size = dist.get_world_size()
 
     def broadcast(self, obj: T, root: int = 0) -> T:
         box = [obj]
-        self._dist.broadcast_object_list(box, src=root)
+        self._dist.broadcast_object_list(box, src=root, group=self._group)
         return box[0]
 
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         out: list[Any] | None = [None] * self.size if self.rank == root else None
-        self._dist.gather_object(obj, out, dst=root)
+        self._dist.gather_object(obj, out, dst=root, group=self._group)
         return out
 
     def barrier(self) -> None:
-        self._dist.barrier()
+        self._dist.barrier(group=self._group)
+
+    def isend_int(self, value: int, dest: int, tag: int) -> Request:
+        import torch
+
+        buffer = torch.tensor([int(value)], dtype=torch.int64)
+        return _TorchRequest(self._dist.isend(buffer, dst=dest, group=self._group, tag=tag), buffer)
+
+    def irecv_int(self, source: int, tag: int) -> Request:
+        import torch
+
+        buffer = torch.zeros(1, dtype=torch.int64)
+        return _TorchRequest(self._dist.irecv(buffer, src=source, group=self._group, tag=tag), buffer)
 
 
 def launched_world_size(environ: dict[str, str] | None = None) -> tuple[str, int]:

@@ -1,0 +1,1 @@
+"""Collective communication benchmarks: nccl-tests' figures over NCCL, gloo and MPI, checked, with alpha-beta fits."""

@@ -1,0 +1,342 @@
+"""`ai-ready bench collectives`: all-reduce and friends over NCCL, gloo or MPI, as nccl-tests reports them."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ai_ready.bench.collectives.backends import DTYPE_ALIASES, DTYPES, MPI_DTYPES, MPIBackend, TorchBackend, mpi_cuda_aware
+from ai_ready.bench.collectives.ops import COLLECTIVES, OP_NAMES, PLACEMENTS, human_bytes, parse_size, size_sweep
+from ai_ready.bench.collectives.run import BENCHMARK, Sweep, SweepConfig, summary_rows
+from ai_ready.bench.runner import ResultSink
+from ai_ready.cli.bench import bench, make_budget, output_path
+from ai_ready.cli.console import interactive, is_debug, is_quiet, note, print_table
+from ai_ready.cli.progress import CaseProgress
+from ai_ready.env.detect import detect
+from ai_ready.errors import InputError
+from ai_ready.measure.comm import Comm, MPIComm, SingleComm, TorchComm, launched_world_size
+from ai_ready.measure.harness import Budget
+from ai_ready.measure.stats import CV_WARN_THRESHOLD
+from ai_ready.measure.timers import CudaEventTimer, HostTimer
+from ai_ready.measure.watchdog import GRACE_S, StepWatchdog
+from ai_ready.records import Record, new_meta
+
+EXIT_FAILED = 1
+#: Per-point budget: collectives are many short steps (nccl-tests: 5 warm-up + 20 timed iterations).
+COLLECTIVES_BUDGET = Budget(warmup_s=0.05, min_time_s=0.25, min_samples=10, max_samples=100)
+QUICK_BUDGET = Budget(warmup_s=0.02, min_time_s=0.08, min_samples=5, max_samples=30)
+QUICK_MAX_BYTES = 16 << 20
+QUICK_FACTOR = 4
+#: Host memory a rank may use for its largest step: input + output + expected values + check copy.
+HOST_BUFFERS_PER_BYTE = 6
+MEMORY_FRACTION = 0.8
+#: torch.distributed's own timeout sits above ai-ready's watchdog so ours speaks first.
+TORCH_TIMEOUT_MARGIN_S = GRACE_S + 30
+
+
+def parse_ops(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    if names == ("all",):
+        return OP_NAMES
+    unknown = [n for n in names if n not in COLLECTIVES]
+    if unknown or not names:
+        raise InputError(f"unknown operation '{','.join(unknown) or text}' in --ops; accepted: all or "
+                         f"{', '.join(OP_NAMES)}")
+    return names
+
+
+def parse_bytes(option: str, text: str) -> int:
+    try:
+        value = parse_size(text)
+    except ValueError:
+        raise InputError(f"{option} {text}: accepted: a byte count such as 8, 64K, 256M or 1G") from None
+    if value <= 0:
+        raise InputError(f"{option} {text}: must be at least 1 byte")
+    return value
+
+
+def _placements(choice: str) -> tuple[str, ...]:
+    return PLACEMENTS if choice == "both" else (choice,)
+
+
+@bench.command("collectives")
+@click.option("--ops", default="all", show_default=True, metavar="LIST",
+              help=f"Comma-separated: all, {', '.join(OP_NAMES)}.")
+@click.option("--backend", type=click.Choice(["auto", "nccl", "gloo", "mpi"]), default="auto", show_default=True,
+              help="auto: nccl on GPUs, gloo on CPUs.")
+@click.option("--min-bytes", default="8", show_default=True, metavar="SIZE", help="Smallest size S (nccl-tests -b).")
+@click.option("--max-bytes", default=None, metavar="SIZE", help="Largest size S (nccl-tests -e) [default: 256M; 16M with --quick].")
+@click.option("--factor", type=click.IntRange(min=2, max=1024), default=None, metavar="F",
+              help="Size multiplication factor (nccl-tests -f) [default: 2; 4 with --quick].")
+@click.option("--dtype", default="float32", show_default=True, metavar="TYPE", help=f"One of {', '.join(DTYPES)}.")
+@click.option("--placement", type=click.Choice(["both", *PLACEMENTS]), default="both", show_default=True)
+@click.option("--check/--no-check", default=True, show_default=True, help="Count wrong elements before timing.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=86400), default=300.0, show_default=True,
+              metavar="SECONDS", help="Per-step limit: a rank that hangs ends the run instead of hanging it.")
+@click.option("--ranks", type=click.IntRange(min=1, max=1024), metavar="N",
+              help="Start N local ranks through mpiexec (one node, convenience).")
+@click.option("--quick", is_flag=True, help="Sizes up to 16M, factor 4, short time budget.")
+@click.option("--warmup", type=click.FloatRange(min=0, max=3600), metavar="SECONDS", help="Warm-up per step.")
+@click.option("--min-time", type=click.FloatRange(min=0, max=3600), metavar="SECONDS", help="Measured time per step.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Result file [default: reports/collectives-<time>.json].")
+@click.pass_context
+def bench_collectives(ctx: click.Context, ops: str, backend: str, min_bytes: str, max_bytes: str | None,
+                      factor: int | None, dtype: str, placement: str, check: bool, timeout: float,
+                      ranks: int | None, quick: bool, warmup: float | None, min_time: float | None,
+                      output: Path | None) -> None:
+    """Collective bandwidth (algbw, busbw) and latency per size, checked, with alpha-beta fits."""
+    op_names = parse_ops(ops)
+    dtype_name = DTYPE_ALIASES.get(dtype.lower())
+    if dtype_name is None:
+        raise InputError(f"unknown --dtype {dtype}; accepted: {', '.join(DTYPES)}")
+    lo = parse_bytes("--min-bytes", min_bytes)
+    hi = parse_bytes("--max-bytes", max_bytes or ("16M" if quick else "256M"))
+    if lo > hi:
+        raise InputError(f"--min-bytes {min_bytes} is larger than --max-bytes {max_bytes}")
+    out = output_path(output, BENCHMARK)
+    if ranks is not None:
+        _relaunch(ctx, ranks, out)
+        return
+    sizes = tuple(size_sweep(lo, hi, factor or (QUICK_FACTOR if quick else 2)))
+    base = QUICK_BUDGET if quick else COLLECTIVES_BUDGET
+    budget = make_budget(False, warmup, min_time) if (warmup is not None or min_time is not None) else base
+    if warmup is not None or min_time is not None:
+        budget = Budget(warmup_s=base.warmup_s if warmup is None else warmup,
+                        min_time_s=base.min_time_s if min_time is None else min_time,
+                        min_samples=base.min_samples, max_samples=base.max_samples)
+    cfg = SweepConfig(ops=op_names, sizes=sizes, placements=_placements(placement), check=check, timeout_s=timeout)
+    _run(backend, dtype_name, cfg, budget, out)
+
+
+def _relaunch(ctx: click.Context, ranks: int, out: Path) -> None:
+    """`--ranks N`: start this same command under mpiexec with N ranks, on this node."""
+    engine, size = launched_world_size()
+    if engine != "single":
+        raise InputError(f"--ranks {ranks}: already running as one of {size} ranks under a launcher; "
+                         "drop --ranks or the launcher")
+    mpiexec = _find_mpiexec()
+    argv = [mpiexec, "-n", str(ranks), sys.executable, "-m", "ai_ready"]
+    root = ctx.find_root().params
+    argv += ["--quiet"] if root.get("quiet") else []
+    argv += ["--debug"] if root.get("debug") else []
+    argv += ["bench", "collectives"]
+    for name, value in ctx.params.items():
+        if name in ("ranks", "output") or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "check":
+            argv.append("--check" if value else "--no-check")
+        elif value is True:
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    argv += ["-o", str(out)]
+    note(f"starting {ranks} ranks: {' '.join(argv[:3])} ...")
+    code = subprocess.run(argv, check=False).returncode
+    raise SystemExit(code)
+
+
+def _find_mpiexec() -> str:
+    import shutil
+
+    local = Path(sys.executable).with_name("mpiexec")
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        raise InputError("--ranks needs mpiexec; install an MPI (on a laptop: pip install 'ai-ready[local]') "
+                         "or start the ranks with your launcher (mpiexec, srun, torchrun)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
+def _setup_torch(name: str, timeout_s: float, device: str) -> Comm:
+    """Start torch.distributed for `name` (gloo/nccl) under whatever launched us; return the coordinator."""
+    import torch.distributed as dist
+
+    pg_timeout = datetime.timedelta(seconds=timeout_s + TORCH_TIMEOUT_MARGIN_S)
+    if dist.is_initialized():
+        return TorchComm()
+    engine, size = launched_world_size()
+    if engine == "torch":
+        dist.init_process_group(name, timeout=pg_timeout)
+        return TorchComm()
+    coordinator: Comm = _mpi_comm() if engine == "mpi" else SingleComm()
+    hosts = coordinator.gather(socket.gethostname()) if coordinator.size > 1 else [socket.gethostname()]
+    address = None
+    if coordinator.rank == 0:
+        import os
+
+        one_host = len(set(hosts or [])) == 1
+        address = (os.environ.get("MASTER_ADDR") or ("127.0.0.1" if one_host else socket.gethostbyname(socket.gethostname())),
+                   int(os.environ.get("MASTER_PORT") or _free_port()))
+    host, port = coordinator.broadcast(address)
+    dist.init_process_group(name, init_method=f"tcp://{host}:{port}", rank=coordinator.rank,
+                            world_size=coordinator.size, timeout=pg_timeout)
+    return coordinator
+
+
+def _mpi_comm() -> MPIComm:
+    try:
+        return MPIComm()
+    except ImportError:
+        raise InputError("these ranks were started by an MPI launcher but mpi4py is not installed; "
+                         "install it (pip install 'ai-ready[mpi]') or start the ranks with torchrun") from None
+
+
+def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out: Path) -> None:
+    import torch
+
+    environment = detect()
+    cuda = torch.cuda.is_available()
+    name = ("nccl" if cuda else "gloo") if backend_choice == "auto" else backend_choice
+    local_rank = int(environment["launcher"]["local_rank"])
+    device = f"cuda:{local_rank % torch.cuda.device_count()}" if cuda else "cpu"
+    if name == "nccl" and not cuda:
+        raise InputError("--backend nccl needs CUDA GPUs, and none is visible here; accepted on this machine: gloo, mpi")
+    if cuda:
+        torch.cuda.set_device(torch.device(device))
+    engine, announced = launched_world_size()
+
+    sweeps: list[tuple[Any, Any]] = []
+    skipped: list[Record] = []
+    if name == "mpi":
+        if dtype not in MPI_DTYPES:
+            raise InputError(f"--dtype {dtype} has no standard MPI datatype; accepted with --backend mpi: "
+                             f"{', '.join(MPI_DTYPES)}")
+        comm = _mpi_comm()
+        if engine == "torch" and comm.size != announced:
+            raise InputError(f"--backend mpi needs ranks started by mpiexec or srun: torchrun started {announced} "
+                             f"ranks but MPI sees {comm.size}")
+        sweeps.append((MPIBackend(comm.raw, dtype, "host"), HostTimer()))
+        if cuda:
+            aware, why = mpi_cuda_aware()
+            if aware:
+                sweeps.append((MPIBackend(comm.raw, dtype, "device"), HostTimer()))
+            else:
+                skipped = [Record(benchmark=BENCHMARK, case=f"{op}-device-buffers", metric="time", unit="us",
+                                  params={"op": op, "backend": "mpi", "buffers": "device", "dtype": dtype},
+                                  status="skipped", reason=why) for op in cfg.ops]
+    else:
+        comm = _setup_torch(name, cfg.timeout_s, device)
+        sweeps.append((TorchBackend(name, dtype, device if name == "nccl" else "cpu"),
+                       CudaEventTimer() if name == "nccl" else HostTimer()))
+    if announced > 1 and comm.size != announced:
+        raise InputError(f"the launcher announced {announced} ranks but the {comm.name} world has {comm.size}; "
+                         "check that mpi4py uses the same MPI as the launcher")
+    _check_memory(cfg, sweeps[0][0], comm)
+
+    hosts = comm.broadcast(comm.gather(socket.gethostname()))
+    meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
+    meta.update(budget=budget.__dict__.copy(), world_size=comm.size, hosts=hosts)
+    sink = ResultSink(out, meta) if comm.rank == 0 else None
+    if sink is not None and skipped:
+        sink.add(skipped)
+    failed = 0
+    try:
+        for backend, timer in sweeps:
+            failed += _sweep(backend, timer, cfg, budget, comm, sink, hosts)
+    except KeyboardInterrupt:
+        if sink is not None:
+            sink.finish("interrupted")
+        raise
+    if sink is not None:
+        sink.finish("complete")
+        _summarise(sink.document.records, cfg, out, failed)
+    if name != "mpi":
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _sweep(backend: Any, timer: Any, cfg: SweepConfig, budget: Budget, comm: Comm, sink: ResultSink | None,
+           hosts: list[str]) -> int:
+    def on_timeout(message: str, missing: list[int]) -> None:
+        if sink is None:
+            return
+        sink.document.records.append(Record(benchmark=BENCHMARK, case="timeout", metric="time", unit="us",
+                                            params={"backend": backend.name, "missing_ranks": missing},
+                                            status="failed", reason=message))
+        sink.finish("timeout")
+
+    watchdog = StepWatchdog(comm, cfg.timeout_s, hosts=hosts, on_timeout=on_timeout)
+    sweep = Sweep(backend, cfg, comm, budget, timer, sink, ceiling=None, watchdog=watchdog)
+    total = sweep.total_steps()
+    progress = CaseProgress(total, live=interactive() and comm.rank == 0, log_lines=False)
+    sweep.progress = progress
+    with progress:
+        sweep.run()
+    return comm.broadcast(sweep.failed if comm.rank == 0 else None)
+
+
+def _check_memory(cfg: SweepConfig, backend: Any, comm: Comm) -> None:
+    """Refuse sizes that cannot fit before any rank allocates (exit 2), not after an out-of-memory crash."""
+    import psutil
+
+    largest = max(cfg.sizes)
+    if backend.buffers == "device":
+        import torch
+
+        free = torch.cuda.mem_get_info()[0]
+        need = 3 * largest
+    else:
+        local_ranks = max(1, int(detect_local_ranks(comm)))
+        free = psutil.virtual_memory().available // local_ranks
+        need = HOST_BUFFERS_PER_BYTE * largest
+    if need > MEMORY_FRACTION * free:
+        raise InputError(f"--max-bytes {human_bytes(largest)} needs about {need / 1e9:.2f} GB per rank; "
+                         f"{free / 1e9:.2f} GB is free per rank here; accepted: a smaller --max-bytes")
+
+
+def detect_local_ranks(comm: Comm) -> int:
+    hosts = comm.broadcast(comm.gather(socket.gethostname()))
+    return max(hosts.count(h) for h in set(hosts)) if hosts else 1
+
+
+def _summarise(records: list[Record], cfg: SweepConfig, out: Path, failed: int) -> None:
+    for op in cfg.ops:
+        rows, avg = summary_rows(records, op)
+        if not rows:
+            continue
+        print_table(f"{op} (times in µs, bandwidths in GB/s)",
+                    ["size", "count", "type", "oop time", "oop algbw", "oop busbw", "oop #wrong",
+                     "ip time", "ip algbw", "ip busbw", "ip #wrong"], rows)
+        if not is_quiet():
+            click.echo(f"# {op}: Avg bus bandwidth : {avg:.4g} GB/s" if avg is not None else
+                       f"# {op}: no successful sizes")
+    fits = [r for r in records if r.benchmark == BENCHMARK and r.metric in ("alpha", "beta")]
+    fit_rows = {}
+    for r in fits:
+        key = (r.params.get("op"), r.params.get("placement"))
+        row = fit_rows.setdefault(key, {"alpha": "", "beta": "", "r2": r.params.get("r2"), "range": ""})
+        row[r.metric] = f"{r.value:.4g}" if r.status == "ok" else r.reason
+        if r.status == "ok":
+            row["range"] = f"{human_bytes(r.params['min_bytes'])}..{human_bytes(r.params['max_bytes'])}"
+    print_table("alpha-beta fits: t(S) = alpha + S/beta",
+                ["op", "placement", "alpha (µs)", "beta (GB/s)", "R²", "sizes"],
+                [(k[0], k[1], v["alpha"], v["beta"], f"{v['r2']:.4f}" if isinstance(v["r2"], float) else "",
+                  v["range"]) for k, v in fit_rows.items()])
+    noisy = [r.case for r in records if r.metric == "time" and r.stats and r.stats["cv"] > CV_WARN_THRESHOLD]
+    if noisy:
+        note(f"note: {len(noisy)} of the timed steps vary by more than {CV_WARN_THRESHOLD:.0%} between samples "
+             f"(first: {', '.join(noisy[:3])}); the report lists them")
+    for r in records:
+        straggler = (r.timing or {}).get("straggler") if r.metric == "time" else None
+        if straggler:
+            note(f"straggler: {r.case}: rank {straggler['rank']} on {straggler['host']} is "
+                 f"{straggler['ratio'] - 1:.0%} slower than the fastest rank")
+    note(f"results: {out}")
+    if failed:
+        note(f"ai-ready: {failed} step(s) failed (wrong results or errors); see {out}")
