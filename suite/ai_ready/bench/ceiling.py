@@ -65,3 +65,24 @@ def apply_ceiling(record: Record, ceiling: dict[str, Any] | None) -> Record:
         record.warnings.append(f"{record.case}: {record.pct_of_ceiling:.0f}% of its ceiling "
                                f"({ceiling['value']:.4g} {ceiling['unit']}, {ceiling['kind']}): {hint}")
     return record
+
+
+#: Gb/s (network, bits) -> GB/s (bytes).
+GBITS_PER_GBYTE = 8.0
+
+
+def busbw_ceiling(catalog: Catalog, system: System, multi_node: bool) -> dict[str, Any] | None:
+    """The bus bandwidth a collective on this system's GPUs can reach: the scale-up link within one node
+    (NVLink/xGMI, per direction), the per-accelerator NIC across nodes; None when the catalog has neither."""
+    if multi_node:
+        figure = system.scale_out.get("nic_gbps_per_accelerator")
+        label = f"{system.name} scale-out NIC per accelerator"
+        scale = 1.0 / GBITS_PER_GBYTE
+    else:
+        figure = system.accelerator.scale_up.get("link_gbs_per_direction")
+        label = f"{system.accelerator.name} scale-up link per direction"
+        scale = 1.0
+    if figure is None or not isinstance(figure.value, (int, float)):
+        return None
+    return {"value": float(figure.value) * scale, "unit": "GB/s", "kind": "catalog", "label": label,
+            "source": catalog.cite(figure), "references": source_references(catalog, figure.source)}

@@ -245,7 +245,7 @@ def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out:
     failed = 0
     try:
         for backend, timer in sweeps:
-            failed += _sweep(backend, timer, cfg, budget, comm, sink, hosts)
+            failed += _sweep(backend, timer, cfg, budget, comm, sink, hosts, _ceiling(backend, hosts, environment))
     except KeyboardInterrupt:
         if sink is not None:
             sink.finish("interrupted")
@@ -261,8 +261,19 @@ def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out:
         raise SystemExit(EXIT_FAILED)
 
 
+def _ceiling(backend: Any, hosts: list[str], environment: dict[str, Any]) -> dict[str, Any] | None:
+    """Catalog busbw ceiling for GPU buffers; host buffers have none (the report says why)."""
+    if backend.buffers != "device":
+        return None
+    from ai_ready.bench.ceiling import busbw_ceiling
+    from ai_ready.catalog import load_catalog
+
+    catalog = load_catalog()
+    return busbw_ceiling(catalog, catalog.system("local", environment), multi_node=len(set(hosts)) > 1)
+
+
 def _sweep(backend: Any, timer: Any, cfg: SweepConfig, budget: Budget, comm: Comm, sink: ResultSink | None,
-           hosts: list[str]) -> int:
+           hosts: list[str], ceiling: dict[str, Any] | None = None) -> int:
     def on_timeout(message: str, missing: list[int]) -> None:
         if sink is None:
             return
@@ -272,7 +283,7 @@ def _sweep(backend: Any, timer: Any, cfg: SweepConfig, budget: Budget, comm: Com
         sink.finish("timeout")
 
     watchdog = StepWatchdog(comm, cfg.timeout_s, hosts=hosts, on_timeout=on_timeout)
-    sweep = Sweep(backend, cfg, comm, budget, timer, sink, ceiling=None, watchdog=watchdog)
+    sweep = Sweep(backend, cfg, comm, budget, timer, sink, ceiling=ceiling, watchdog=watchdog)
     total = sweep.total_steps()
     progress = CaseProgress(total, live=interactive() and comm.rank == 0, log_lines=False)
     sweep.progress = progress

@@ -18,6 +18,8 @@ import numpy as np
 #: bytes per microsecond -> GB/s (1e9 bytes per second).
 BYTES_PER_US_TO_GBS = 1e6 / 1e9
 MIN_POINTS = 2
+#: The size term S/β must reach this share of the time at the largest size, or there is no bandwidth to see.
+MIN_SIZE_TERM_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def fit_alpha_beta(sizes_bytes: Sequence[float], times_us: Sequence[float]) -> A
     if alpha < 0:  # latency cannot be negative: refit through the origin
         alpha = 0.0
         gamma = float(np.sum(w * w * s * t) / np.sum(w * w * s * s))
-    if gamma <= 0:
+    largest_term = gamma * float(s.max())
+    if gamma <= 0 or largest_term < MIN_SIZE_TERM_SHARE * (alpha + largest_term):
         raise FitError("time does not grow with message size over this range: no bandwidth to fit")
     predicted = alpha + gamma * s
     ss_res = float(np.sum((t - predicted) ** 2))

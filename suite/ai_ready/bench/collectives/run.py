@@ -3,8 +3,8 @@
 Per step (one operation at one size), every rank: allocates and fills its
 buffers, runs the operation once and counts wrong elements (nccl-tests -c),
 agrees with the others on whether to time, and runs the harness with rank 0's
-iteration counts. Rank 0 gathers each rank's samples, reports for each sample
-the slowest rank's time (as nccl-tests does), names a straggler when ranks
+iteration counts. Rank 0 gathers each rank's samples, reports the slowest
+rank's (as nccl-tests -a 3), names a straggler when ranks
 differ by more than 10%, writes the records, and finally fits t = α + S/β
 per operation and placement. A step watchdog ends the job if a rank hangs.
 """
@@ -121,20 +121,30 @@ class Sweep:
         for point in self.points(op, placement):
             if self.progress is not None:
                 self.progress.start(point.case)
-            self.watchdog.begin(point.label)
-            result = self._step(point)
-            gathered = self.comm.gather(result)
-            self.watchdog.end()
-            if gathered is not None:
-                records = self._point_records(point, gathered)
-                self._add(records)
-                if self.progress is not None:
-                    self.progress.done(point.case, [r for r in records if r.metric == "busbw"] or records[:1])
-                time_record = next(r for r in records if r.metric == "time")
-                if time_record.status == "ok":
-                    fitted.append((point.size_bytes, float(time_record.value)))
+            records = self.measure_point(point)
+            if records is None:
+                continue
+            self._add(records)
+            if self.progress is not None:
+                self.progress.done(point.case, [r for r in records if r.metric == "busbw"] or records[:1])
+            time_record = next(r for r in records if r.metric == "time")
+            if time_record.status == "ok":
+                fitted.append((point.size_bytes, float(time_record.value)))
         if self.comm.rank == 0:
             self._add(self._fit_records(op, placement, fitted))
+
+    def measure_point(self, point: Point) -> list[Record] | None:
+        """One guarded step on every rank; rank 0 gets the point's records, the others None."""
+        self.watchdog.begin(point.label)
+        gathered = self.comm.gather(self._step(point))
+        self.watchdog.end()
+        return self._point_records(point, gathered) if gathered is not None else None
+
+    def point(self, op_name: str, placement: str, size_bytes: int) -> Point:
+        """The step for nccl-tests size `size_bytes` (rounded down to whole elements per rank)."""
+        op = COLLECTIVES[op_name]
+        count = op.count_for(size_bytes, self.comm.size, self.backend.type_size)
+        return Point(op, placement, count, op.bytes_for(count, self.backend.type_size))
 
     def _step(self, point: Point) -> dict[str, Any]:
         """This rank's part of one step: check, agree, measure."""
@@ -161,8 +171,9 @@ class Sweep:
 
     # --- records (rank 0) ---------------------------------------------------------------
     def _point_records(self, point: Point, per_rank: list[dict[str, Any]]) -> list[Record]:
-        params = self.params(point.op, point.placement, bytes=point.size_bytes,
-                             count=point.size_bytes // self.backend.type_size)
+        # nccl-tests prints the count each rank passes to the call (per rank for split operations)
+        per_rank_count = point.count // self.comm.size if point.op.split else point.count
+        params = self.params(point.op, point.placement, bytes=point.size_bytes, count=per_rank_count)
         wrong = sum(int(r["wrong"]) for r in per_rank)
         errors = [f"rank {r['rank']}: {r['error']}" for r in per_rank if r["error"]]
         check = {"passed": wrong == 0 and not errors, "metric": "wrong_elements", "value": wrong,
@@ -179,14 +190,16 @@ class Sweep:
                                             check=check, **common))
             return records
 
-        slowest_samples = [max(values) * US_PER_S for values in zip(*(r["samples_s"] for r in per_rank))]
         medians = {r["rank"]: statistics.median(r["samples_s"]) * US_PER_S for r in per_rank}
         hosts = {r["rank"]: r["host"] for r in per_rank}
         slow = max(medians, key=medians.__getitem__)
         fast = min(medians, key=medians.__getitem__)
+        # The slowest rank's own samples (nccl-tests -a 3: the maximum over ranks of each rank's time).
+        # A per-sample maximum across ranks would add the ranks' jitter on top and bias the time upwards.
+        slowest_samples = [t * US_PER_S for t in next(r["samples_s"] for r in per_rank if r["rank"] == slow)]
         timing = dict(per_rank[0]["timing"])
         timing.pop("samples_s", None)
-        timing.update(aggregate="max over ranks per sample",
+        timing.update(aggregate="samples of the slowest rank (largest median)",
                       per_rank=[{"rank": r, "host": hosts[r], "median_us": medians[r]} for r in sorted(medians)])
         warnings = []
         ratio = medians[slow] / medians[fast] if medians[fast] > 0 else 1.0
