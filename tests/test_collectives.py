@@ -205,6 +205,9 @@ def test_two_ranks_all_ops_correct(tmp_path: Path, backend: str) -> None:
             assert r.value == pytest.approx(by_key[(case, "algbw")].value * factor)
     fits = [r for r in doc.records if r.metric in ("alpha", "beta")]
     assert fits and all(r.params["min_bytes"] == 8 for r in fits if r.status == "ok")
+    if backend == "mpi":  # no GPU here: device buffers are skipped with the reason, never silently
+        device = [r for r in doc.records if r.params.get("buffers") == "device"]
+        assert len(device) == len(COLLECTIVES) and all(r.status == "skipped" and "CUDA" in r.reason for r in device)
 
 
 @needs_mpi
@@ -258,3 +261,27 @@ def test_busbw_ceiling_from_the_catalog() -> None:
     assert inside["references"] and inside["source"]
     across = busbw_ceiling(catalog, dgx, multi_node=True)
     assert across["value"] == pytest.approx(400 / 8)  # 400 Gb/s NIC per GPU = 50 GB/s
+
+
+@needs_mpi
+def test_bad_input_under_mpiexec_prints_one_line(tmp_path: Path) -> None:
+    proc, _, _ = run_two_ranks(tmp_path, "mpi", "--dtype", "bfloat16")
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("ai-ready:")]
+    assert proc.returncode == 2 and len(lines) == 1 and "no standard MPI datatype" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_torchrun_ranks_over_gloo(tmp_path: Path) -> None:
+    """torchrun's world: coordination and the step watchdog run over torch.distributed itself."""
+    out = tmp_path / "torchrun.json"
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "ai_ready", "--quiet", "bench", "collectives", "--backend", "gloo",
+                           "--ops", "all_reduce,sendrecv", "--max-bytes", "4K", "--factor", "16", *FAST,
+                           "-o", str(out)], capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = load_results(out)
+    assert doc.meta["world_size"] == 2 and doc.meta["environment"]["launcher"]["name"] == "torchrun"
+    points = [r for r in doc.records if r.metric == "wrong"]
+    assert points and all(r.status == "ok" and r.value == 0 for r in points)

@@ -117,3 +117,25 @@ def test_new_files_get_normal_permissions(tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
     finally:
         os.umask(umask)
+
+
+def test_result_sink_throttles_saves_but_finish_always_saves(tmp_path: Path) -> None:
+    from conftest import FakeClock
+    from ai_ready.bench.runner import ResultSink
+
+    clock = FakeClock()
+    path = tmp_path / "r.json"
+    sink = ResultSink(path, new_meta(), min_interval_s=2.0, clock=clock)
+    record = sample_document().records[0]
+    sink.add([record])  # first add saves
+    assert len(load_results(path).records) == 1
+    clock.advance(1.0)
+    sink.add([record])  # within the interval: kept in memory only
+    assert len(load_results(path).records) == 1
+    clock.advance(1.5)
+    sink.add([record])  # interval passed: saved with everything so far
+    assert len(load_results(path).records) == 3
+    sink.add([record])
+    sink.finish("interrupted")
+    doc = load_results(path)
+    assert len(doc.records) == 4 and doc.meta["status"] == "interrupted"

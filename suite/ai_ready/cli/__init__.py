@@ -44,6 +44,12 @@ cli.add_command(systems)
 cli.add_command(report)
 
 
+def _is_first_rank() -> bool:
+    from ai_ready.env.launcher import detect_launcher
+
+    return int(detect_launcher()["rank"]) == 0
+
+
 def _one_line(message: str) -> str:
     return " ".join(message.split())
 
@@ -66,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InputError as exc:
         if debug:
             raise
-        click.echo(f"ai-ready: error: {_one_line(str(exc))}", err=True)
+        if _is_first_rank():  # every rank finds the same bad input; one line is enough
+            click.echo(f"ai-ready: error: {_one_line(str(exc))}", err=True)
         code = EXIT_INPUT
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("ai-ready: interrupted; finished results were kept", err=True)

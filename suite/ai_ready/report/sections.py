@@ -783,7 +783,8 @@ def _straggler(record: Record) -> str:
 def _avg_busbw(rows: list[CollRow]) -> dict[str, Any]:
     """nccl-tests' "Avg bus bandwidth": the mean busbw over every timed point, out-of-place and in-place
     (its BenchTime adds each placement's busbw to one sum), here over the ok ones."""
-    sized = [r.cells[p] for r in rows if r.bytes is not None for p in COLLECTIVE_PLACEMENTS]
+    sized = [r.cells[p] for r in rows if r.bytes is not None for p in COLLECTIVE_PLACEMENTS
+             if r.cells[p].status != "missing"]  # a placement the library does not offer is no point
     values = [c.busbw for c in sized if c.ok and _finite(c.busbw)]
     return {"avg_busbw": statistics.fmean(values) if values else None, "avg_points": len(values),
             "avg_sizes": len(sized)}

@@ -258,7 +258,9 @@ def summary_rows(records: Sequence[Record], op: str) -> tuple[list[tuple[Any, ..
     rows, busbws = [], []
     for size in sorted(by_size):
         first = next(iter(next(iter(by_size[size].values())).values()))
-        row: list[Any] = [size, first.params.get("count", ""), dtype]
+        root = first.params.get("root")
+        row: list[Any] = [size, first.params.get("count", ""), dtype, first.params.get("redop", ""),
+                          -1 if root is None else root]
         for placement in PLACEMENTS:
             metrics = by_size[size].get(placement, {})
             time = metrics.get("time")
