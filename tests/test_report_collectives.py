@@ -214,10 +214,10 @@ def test_skipped_device_buffers_appear_with_their_reason():
     html = build_report([document(host + [skipped])])
     text = section(html)
     assert "mpi · device buffers · 8 ranks · float32" in text and "mpi · host buffers · 8 ranks · float32" in text
-    device_table = table_of(html, "all_reduce", index=0)  # device sorts before host
-    row = row_of(device_table, "all sizes")
-    assert 'colspan="8"' in row and "skipped" in row and "MPI library is not CUDA-aware" in row
-    assert "nothing to chart" in text
+    device = text[:text.index("mpi · host buffers")]  # device sorts before host
+    assert "skipped" in device and "all_reduce: MPI library is not CUDA-aware" in device
+    assert "<table" not in device  # nothing ran there: one line, no empty table
+    assert row_of(table_of(html, "all_reduce"), "1MiB")  # the host group keeps its table
 
 
 def test_straggler_is_named_on_its_row():
@@ -327,3 +327,13 @@ def test_log2_ticks_stay_few_and_land_on_binary_units():
     assert charts.log2_ticks(8, 8 << 30) == [5, 10, 15, 20, 25, 30]  # 32B, 1KiB, 32KiB, 1MiB, 32MiB, 1GiB
     assert charts.log2_ticks(1 << 20, 1 << 24) == [20, 21, 22, 23, 24]
     assert charts.log2_ticks(1024, 1024) == [10]
+
+
+def test_a_group_where_nothing_ran_is_one_line_per_reason():
+    reason = "no CUDA device here: MPI on device buffers not measured"
+    records = [Record(benchmark="collectives", case=f"{op}-device-buffers", metric="time", unit="us",
+                      params={"op": op, "backend": "mpi", "buffers": "device", "dtype": "float32"},
+                      status="skipped", reason=reason) for op in ("all_reduce", "all_gather")]
+    text = section(build_report([document(records)]))
+    assert text.count(reason) == 1 and "all_reduce, all_gather" in text
+    assert "<table" not in text  # no empty tables

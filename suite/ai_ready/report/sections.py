@@ -675,6 +675,7 @@ def _coll_block(key: tuple[Any, ...], points: list[Entry], fits: list[Entry], so
     missing_ceiling = any(_ceiling(r) is None for r in busbw_records)
     parts = _coll_title_parts(backend, buffers, world, dtype)
     return {
+        "not_measured": _coll_not_measured(points, fits),
         "title": " · ".join(parts), "source": source, "world": world,
         "hosts": _coll_hosts([e.record for e in points]),
         "ceilings": ceilings,
@@ -684,6 +685,19 @@ def _coll_block(key: tuple[Any, ...], points: list[Entry], fits: list[Entry], so
         "fits": _coll_fits(fits),
         "duplicates": duplicates,
     }
+
+
+def _coll_not_measured(points: list[Entry], fits: list[Entry]) -> list[dict[str, str]]:
+    """When nothing in a group ran (every record skipped), one line per reason instead of empty tables."""
+    if fits or not points or any(e.record.status != "skipped" for e in points):
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for entry in points:
+        op = _text_param(_as_dict(entry.record.params), "op") or "unknown op"
+        ops = by_reason.setdefault(entry.record.reason or "no reason recorded", [])
+        if op not in ops:
+            ops.append(op)
+    return [{"reason": reason, "ops": ", ".join(ops)} for reason, ops in by_reason.items()]
 
 
 def _coll_tables(points: list[Entry], dtype: str) -> tuple[list[dict[str, Any]], int]:
