@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from ai_ready.cli.progress import CaseProgress
 from ai_ready.env.detect import detect
 from ai_ready.errors import InputError
 from ai_ready.measure.comm import Comm, MPIComm, SingleComm, TorchComm, launched_world_size
-from ai_ready.measure.harness import Budget
+from ai_ready.measure.harness import Budget, budget_dict
 from ai_ready.measure.stats import CV_WARN_THRESHOLD
 from ai_ready.measure.timers import CudaEventTimer, HostTimer
 from ai_ready.measure.watchdog import GRACE_S, StepWatchdog
@@ -175,8 +176,6 @@ def _setup_torch(name: str, timeout_s: float, device: str) -> Comm:
     hosts = coordinator.gather(socket.gethostname()) if coordinator.size > 1 else [socket.gethostname()]
     address = None
     if coordinator.rank == 0:
-        import os
-
         one_host = len(set(hosts or [])) == 1
         address = (os.environ.get("MASTER_ADDR") or ("127.0.0.1" if one_host else socket.gethostbyname(socket.gethostname())),
                    int(os.environ.get("MASTER_PORT") or _free_port()))
@@ -194,42 +193,44 @@ def _mpi_comm() -> MPIComm:
                          "install it (pip install 'ai-ready[mpi]') or start the ranks with torchrun") from None
 
 
+def _backends(name: str, dtype: str, cfg: SweepConfig, cuda: bool, device: str) -> tuple[Comm, list[Any], list[Record]]:
+    """The coordinating communicator, the (backend, timer) pairs to sweep, and records of what cannot run."""
+    engine, announced = launched_world_size()
+    if name != "mpi":
+        comm = _setup_torch(name, cfg.timeout_s, device)
+        timer = CudaEventTimer() if name == "nccl" else HostTimer()
+        return comm, [(TorchBackend(name, dtype, device if name == "nccl" else "cpu"), timer)], []
+    if dtype not in MPI_DTYPES:
+        raise InputError(f"--dtype {dtype} has no standard MPI datatype; accepted with --backend mpi: "
+                         f"{', '.join(MPI_DTYPES)}")
+    comm = _mpi_comm()
+    if engine == "torch" and comm.size != announced:
+        raise InputError(f"--backend mpi needs ranks started by mpiexec or srun: torchrun started {announced} "
+                         f"ranks but MPI sees {comm.size}")
+    sweeps = [(MPIBackend(comm.raw, dtype, "host"), HostTimer())]
+    aware, why = mpi_cuda_aware() if cuda else (False, "no CUDA device here: MPI on device buffers not measured")
+    if aware:
+        return comm, sweeps + [(MPIBackend(comm.raw, dtype, "device"), HostTimer())], []
+    skipped = [Record(benchmark=BENCHMARK, case=f"{op}-device-buffers", metric="time", unit="us",
+                      params={"op": op, "backend": "mpi", "buffers": "device", "dtype": dtype},
+                      status="skipped", reason=why) for op in cfg.ops]
+    return comm, sweeps, skipped
+
+
 def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out: Path) -> None:
     import torch
 
     environment = detect()
     cuda = torch.cuda.is_available()
     name = ("nccl" if cuda else "gloo") if backend_choice == "auto" else backend_choice
-    local_rank = int(environment["launcher"]["local_rank"])
-    device = f"cuda:{local_rank % torch.cuda.device_count()}" if cuda else "cpu"
     if name == "nccl" and not cuda:
         raise InputError("--backend nccl needs CUDA GPUs, and none is visible here; accepted on this machine: gloo, mpi")
+    device = "cpu"
     if cuda:
+        device = f"cuda:{int(environment['launcher']['local_rank']) % torch.cuda.device_count()}"
         torch.cuda.set_device(torch.device(device))
-    engine, announced = launched_world_size()
-
-    sweeps: list[tuple[Any, Any]] = []
-    skipped: list[Record] = []
-    if name == "mpi":
-        if dtype not in MPI_DTYPES:
-            raise InputError(f"--dtype {dtype} has no standard MPI datatype; accepted with --backend mpi: "
-                             f"{', '.join(MPI_DTYPES)}")
-        comm = _mpi_comm()
-        if engine == "torch" and comm.size != announced:
-            raise InputError(f"--backend mpi needs ranks started by mpiexec or srun: torchrun started {announced} "
-                             f"ranks but MPI sees {comm.size}")
-        sweeps.append((MPIBackend(comm.raw, dtype, "host"), HostTimer()))
-        aware, why = mpi_cuda_aware() if cuda else (False, "no CUDA device here: MPI on device buffers not measured")
-        if aware:
-            sweeps.append((MPIBackend(comm.raw, dtype, "device"), HostTimer()))
-        else:
-            skipped = [Record(benchmark=BENCHMARK, case=f"{op}-device-buffers", metric="time", unit="us",
-                              params={"op": op, "backend": "mpi", "buffers": "device", "dtype": dtype},
-                              status="skipped", reason=why) for op in cfg.ops]
-    else:
-        comm = _setup_torch(name, cfg.timeout_s, device)
-        sweeps.append((TorchBackend(name, dtype, device if name == "nccl" else "cpu"),
-                       CudaEventTimer() if name == "nccl" else HostTimer()))
+    comm, sweeps, skipped = _backends(name, dtype, cfg, cuda, device)
+    _, announced = launched_world_size()
     if announced > 1 and comm.size != announced:
         raise InputError(f"the launcher announced {announced} ranks but the {comm.name} world has {comm.size}; "
                          "check that mpi4py uses the same MPI as the launcher")
@@ -237,20 +238,22 @@ def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out:
     _check_memory(cfg, sweeps[0][0], hosts)
 
     meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
-    meta.update(budget=budget.__dict__.copy(), world_size=comm.size, hosts=hosts)
+    meta.update(budget=budget_dict(budget), world_size=comm.size, hosts=hosts)
     sink = ResultSink(out, meta) if comm.rank == 0 else None
     if sink is not None and skipped:
         sink.add(skipped)
-    failed = 0
+    failed, status = 0, "failed"
     try:
         for backend, timer in sweeps:
             failed += _sweep(backend, timer, cfg, budget, comm, sink, hosts, _ceiling(backend, hosts, environment))
+        status = "complete"
     except KeyboardInterrupt:
-        if sink is not None:
-            sink.finish("interrupted")
+        status = "interrupted"
         raise
+    finally:
+        if sink is not None:
+            sink.finish(status)
     if sink is not None:
-        sink.finish("complete")
         _summarise(sink.document.records, cfg, out, failed)
     if name != "mpi":
         import torch.distributed as dist
