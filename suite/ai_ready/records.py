@@ -57,6 +57,9 @@ class Record:
     device: str = ""
     ceiling: dict[str, Any] | None = None
     pct_of_ceiling: float | None = None
+    #: Further ceilings the figure is shown against (each a ceiling dict plus its "pct"), e.g. the
+    #: catalog HBM peak next to a measured copy ceiling. Optional; absent in older documents.
+    other_ceilings: list[dict[str, Any]] = field(default_factory=list)
     check: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)

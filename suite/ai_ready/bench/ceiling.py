@@ -86,3 +86,18 @@ def busbw_ceiling(catalog: Catalog, system: System, multi_node: bool) -> dict[st
         return None
     return {"value": float(figure.value) * scale, "unit": "GB/s", "kind": "catalog", "label": label,
             "source": catalog.cite(figure), "references": source_references(catalog, figure.source)}
+
+
+#: TB/s (catalog) -> GB/s (records).
+GB_PER_TB = 1000.0
+
+
+def hbm_ceiling(catalog: Catalog, system: System) -> dict[str, Any] | None:
+    """The catalog's memory bandwidth of the system's accelerator, in GB/s, with its source."""
+    acc = system.accelerator
+    figure = acc.memory.get("bandwidth_tbs")
+    if figure is None or not isinstance(figure.value, (int, float)) or acc.name in DECLARED_ACCELERATORS:
+        return None
+    return {"value": float(figure.value) * GB_PER_TB, "unit": "GB/s", "kind": "catalog",
+            "label": f"{acc.name} HBM bandwidth", "source": catalog.cite(figure),
+            "references": source_references(catalog, figure.source)}

@@ -14,6 +14,7 @@ import click
 from ai_ready import __version__
 from ai_ready.cli.bench import bench
 from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
+from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
 from ai_ready.cli.info import info
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems

@@ -81,3 +81,29 @@ def timer_for(device: str) -> Timer:
     if device.startswith("cuda"):
         return CudaEventTimer()
     return HostTimer()
+
+
+class CupyEventTimer:
+    """CUDA events through CuPy around each block on the current stream; one synchronise at the end."""
+
+    name = "cuda-event"
+
+    def __init__(self, cupy_module: Any | None = None) -> None:
+        if cupy_module is None:
+            import cupy as cupy_module
+        self._cp = cupy_module
+
+    def sync(self) -> None:
+        self._cp.cuda.get_current_stream().synchronize()
+
+    def blocks(self, fn: Fn, inner: int, count: int) -> list[float]:
+        cuda = self._cp.cuda
+        events = [(cuda.Event(), cuda.Event()) for _ in range(count)]
+        self.sync()
+        for start, stop in events:
+            start.record()
+            for _ in range(inner):
+                fn()
+            stop.record()
+        stop.synchronize()
+        return [cuda.get_elapsed_time(start, stop) / 1e3 for start, stop in events]
