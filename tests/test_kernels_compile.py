@@ -18,7 +18,7 @@ ARCHES = ("sm_80", "sm_90")
 
 
 def test_there_are_kernels_to_compile() -> None:
-    assert [p.name for p in SOURCES] == ["memory.cu"]
+    assert "memory.cu" in [p.name for p in SOURCES]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed on this machine")
