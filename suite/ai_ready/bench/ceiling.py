@@ -18,6 +18,13 @@ GEMM_PEAK_KEY = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "fp16": "fp16",
 DECLARED_ACCELERATORS = ("local-cpu",)
 #: A figure above this percentage of its ceiling is flagged: the ceiling cannot be right.
 FULL_CEILING_PCT = 100.0
+#: What a figure above its ceiling means, by the ceiling's kind.
+ABOVE_CEILING_HINTS = {
+    "declared": "the CPU ran above the nominal clock the declared peak assumes (turbo), so that peak is a lower bound",
+    "catalog": "check that the catalog entry matches this device's model and clocks",
+    "measured": "the measured ceiling is not the fastest path this memory allows, or the machine's load changed "
+                "between the two measurements",
+}
 
 
 def peak_ceiling(catalog: Catalog, system: System, dtype: str) -> dict[str, Any] | None:
@@ -59,9 +66,7 @@ def apply_ceiling(record: Record, ceiling: dict[str, Any] | None) -> Record:
     record.ceiling = ceiling
     record.pct_of_ceiling = 100.0 * record.value / ceiling["value"]
     if record.pct_of_ceiling > FULL_CEILING_PCT:
-        hint = ("the CPU ran above the nominal clock the declared peak assumes (turbo), so that peak is a lower bound"
-                if ceiling.get("kind") == "declared" else
-                "check that the catalog entry matches this device's model and clocks")
+        hint = ABOVE_CEILING_HINTS.get(str(ceiling.get("kind")), ABOVE_CEILING_HINTS["catalog"])
         record.warnings.append(f"{record.case}: {record.pct_of_ceiling:.0f}% of its ceiling "
                                f"({ceiling['value']:.4g} {ceiling['unit']}, {ceiling['kind']}): {hint}")
     return record

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ai_ready.bench.ceiling import apply_ceiling
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.memory.stream import SCALAR, STREAM_OPS, STREAM_TOLERANCE, max_rel_error, sample_indices
 from ai_ready.measure.harness import measure
@@ -64,10 +65,7 @@ def run_stream(name: str, elements: int, ctx: BenchContext, ceiling: dict[str, A
     m = measure(call, ctx.budget, ctx.timer, ctx.comm, label=name)
     samples = [params["bytes_moved"] / t / 1e9 for t in m.samples_s]
     record = Record.from_samples(samples, timing=m.timing_dict(), **fields)
-    if ceiling is not None:
-        record.ceiling = ceiling
-        record.pct_of_ceiling = 100.0 * record.value / ceiling["value"]
-    return record
+    return apply_ceiling(record, ceiling)
 
 
 def copy_ceiling(copy_record: Record) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ai_ready.bench.ceiling import apply_ceiling
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.memory.kernels import VECTOR_WIDTH, Kernels
 from ai_ready.bench.memory.stream import SCALAR, STREAM_OPS, STREAM_TOLERANCE, max_rel_error, sample_indices
@@ -66,9 +67,7 @@ def with_ceilings(record: Record, copy_ceiling: dict[str, Any] | None, hbm: dict
     """Measured copy as the ceiling; the catalog HBM peak beside it."""
     if record.status != "ok":
         return record
-    if copy_ceiling is not None:
-        record.ceiling = copy_ceiling
-        record.pct_of_ceiling = 100.0 * record.value / copy_ceiling["value"]
+    apply_ceiling(record, copy_ceiling)
     if hbm is not None:
         record.other_ceilings.append(dict(hbm, pct=100.0 * record.value / hbm["value"]))
     return record
