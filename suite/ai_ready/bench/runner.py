@@ -8,12 +8,13 @@ becomes a failed record with the reason and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ai_ready.bench.context import BenchContext
 from ai_ready.measure.harness import budget_dict
@@ -58,6 +59,21 @@ class ResultSink:
             self.document.save(self.path)
 
 
+@contextlib.contextmanager
+def finishing(sink: ResultSink | None) -> Iterator[None]:
+    """Save the run's final status however it ends: complete, interrupted (Ctrl-C) or failed."""
+    status = "failed"
+    try:
+        yield
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if sink is not None:
+            sink.finish(status)
+
+
 def failed_record(benchmark: str, case: str, params: dict[str, Any], metric: str, unit: str,
                   reason: str, ctx: BenchContext, status: str = "failed") -> Record:
     return Record(benchmark=benchmark, case=case, params=params, metric=metric, unit=unit,
@@ -84,8 +100,7 @@ def run_cases(
     meta["budget"] = budget_dict(ctx.budget)
     meta["world_size"] = ctx.comm.size
     sink = ResultSink(out, meta) if ctx.rank == 0 else None
-    status = "failed"
-    try:
+    with finishing(sink):
         with progress or nullcontext():
             for case in cases:
                 name, params, metric, unit = describe(case)
@@ -103,11 +118,4 @@ def run_cases(
                     sink.add([r for rank_records in gathered for r in rank_records])
                 if progress is not None:
                     progress.done(name, records)
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if sink is not None:
-            sink.finish(status)
     return sink.document if sink is not None else None

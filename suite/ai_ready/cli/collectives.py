@@ -15,7 +15,7 @@ import click
 from ai_ready.bench.collectives.backends import DTYPE_ALIASES, DTYPES, MPI_DTYPES, MPIBackend, TorchBackend, mpi_cuda_aware
 from ai_ready.bench.collectives.ops import COLLECTIVES, OP_NAMES, PLACEMENTS, human_bytes, parse_size, size_sweep
 from ai_ready.bench.collectives.run import BENCHMARK, Sweep, SweepConfig, summary_rows
-from ai_ready.bench.runner import ResultSink
+from ai_ready.bench.runner import ResultSink, finishing
 from ai_ready.cli.bench import bench, output_path
 from ai_ready.cli.console import interactive, is_debug, is_quiet, note, print_table
 from ai_ready.cli.progress import CaseProgress
@@ -242,17 +242,10 @@ def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out:
     sink = ResultSink(out, meta) if comm.rank == 0 else None
     if sink is not None and skipped:
         sink.add(skipped)
-    failed, status = 0, "failed"
-    try:
+    failed = 0
+    with finishing(sink):
         for backend, timer in sweeps:
             failed += _sweep(backend, timer, cfg, budget, comm, sink, hosts, _ceiling(backend, hosts, environment))
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if sink is not None:
-            sink.finish(status)
     if sink is not None:
         _summarise(sink.document.records, cfg, out, failed)
     if name != "mpi":
