@@ -15,10 +15,12 @@ from ai_ready import __version__
 from ai_ready.cli.bench import bench
 from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
 from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
+from ai_ready.cli import io as _io  # noqa: F401  (registers `bench io`)
 from ai_ready.cli.info import info
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems
 from ai_ready.errors import InputError
+from ai_ready.bench.io.scratch import Terminated
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -79,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("ai-ready: interrupted; finished results were kept", err=True)
         code = EXIT_INTERRUPTED
+    except Terminated:
+        click.echo("ai-ready: terminated (SIGTERM); finished results were kept, scratch files removed", err=True)
+        code = Terminated.exit_code
     except click.ClickException as exc:
         if debug:
             raise

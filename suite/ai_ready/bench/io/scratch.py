@@ -1,0 +1,129 @@
+"""The only place an I/O benchmark writes: a new, uniquely named folder under the user's --path.
+
+Safety rules (this benchmark writes to users' file systems):
+
+* the folder is created fresh (``mkdir``, mode 0700) with a name no one else
+  uses, and everything inside is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``
+  relative to it, so nothing outside can be reached through a symlink;
+* before writing, the planned bytes are checked against a safe share of the
+  free space (``InputError``, exit 2, when too much);
+* the folder and all it holds are removed on success, on error, on Ctrl-C and
+  on SIGTERM (SIGTERM is turned into an exception so ``finally`` runs), using
+  ``shutil.rmtree``'s symlink-safe walk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from ai_ready.errors import InputError
+
+PREFIX = "ai-ready-io-"
+#: Never plan to use more than this share of the free space.
+SAFE_SHARE_OF_FREE = 0.5
+CREATE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+FILE_MODE = 0o600
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (running every finally) and exit like a terminated process."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def check_path(path: Path) -> Path:
+    """--path must be an existing, writable folder; one clear error otherwise."""
+    if not path.exists():
+        raise InputError(f"--path {path} does not exist; give an existing folder on the file system to measure")
+    if not path.is_dir():
+        raise InputError(f"--path {path} is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"--path {path} is not writable by this user; give a folder you may write to")
+    return path.resolve()
+
+
+def check_space(path: Path, planned_bytes: int, share: float = SAFE_SHARE_OF_FREE) -> int:
+    """Refuse plans that would take more than `share` of the free space; returns the free bytes."""
+    free = shutil.disk_usage(path).free
+    if planned_bytes > share * free:
+        raise InputError(f"the I/O benchmark would write {planned_bytes / 1e9:.2f} GB under {path}, more than "
+                         f"{share:.0%} of the {free / 1e9:.2f} GB free; accepted: a smaller --size, "
+                         "--checkpoint-gb or --files, or another --path")
+    return free
+
+
+class Scratch:
+    """Context manager owning the scratch folder; files are created through it only."""
+
+    def __init__(self, parent: Path, tag: str = "") -> None:
+        self.parent = parent
+        name = f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{tag}{secrets.token_hex(4)}"
+        self.path = parent / name
+        self._previous_handler: Any = None
+
+    def __enter__(self) -> "Scratch":
+        os.mkdir(self.path, 0o700)  # fails if the name exists: it is ours alone
+        self._previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.remove()
+        finally:
+            if self._previous_handler is not None:
+                signal.signal(signal.SIGTERM, self._previous_handler)
+
+    def remove(self) -> None:
+        if self.path.exists() and not self.path.is_symlink():
+            shutil.rmtree(self.path)
+
+    def file(self, name: str, subdir: str | None = None) -> Path:
+        """A path inside the scratch folder for a new file (the name may not climb out of it)."""
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"scratch file names are plain names, not paths: {name!r}")
+        folder = self.subdir(subdir) if subdir else self.path
+        return folder / name
+
+    def subdir(self, name: str) -> Path:
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"scratch folder names are plain names, not paths: {name!r}")
+        folder = self.path / name
+        if not folder.is_dir():
+            os.mkdir(folder, 0o700)
+        if folder.is_symlink():
+            raise RuntimeError(f"{folder} became a symlink; refusing to follow it")
+        return folder
+
+    def create(self, name: str, subdir: str | None = None, extra_flags: int = 0) -> int:
+        """Open a new file for writing; never follows a symlink, never reuses an existing name."""
+        return os.open(self.file(name, subdir), CREATE_FLAGS | extra_flags, FILE_MODE)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+class JoinedScratch(Scratch):
+    """Rank 0's scratch folder, seen from another rank on a shared file system: files go there, and
+    rank 0 (which created it) removes it; this rank removes only what it created itself."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.parent)
+        self.path = path
+
+    def __enter__(self) -> "JoinedScratch":
+        if not self.path.is_dir() or self.path.is_symlink():
+            raise FileNotFoundError(self.path)
+        self._previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def remove(self) -> None:
+        """Leave the folder to rank 0; its own files go with rank 0's removal of the whole folder."""
