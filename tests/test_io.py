@@ -135,7 +135,8 @@ def test_two_ranks_aggregate_and_shared_file(tmp_path: Path) -> None:
     env = cli_env()
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "ai_ready", "--quiet", "bench", "io",
-                           "--path", str(target), *QUICK_SMALL, "-o", str(out)],
+                           "--path", str(target), *QUICK_SMALL, "--samples", "16", "--checkpoint-gb", "0.005",
+                           "-o", str(out)],
                           capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(target.iterdir()) == []
@@ -147,3 +148,6 @@ def test_two_ranks_aggregate_and_shared_file(tmp_path: Path) -> None:
     shared = {r.case: r for r in records if r.case.startswith("mpiio")}
     assert shared["mpiio-write-shared"].status == "ok" and shared["mpiio-read-shared"].status == "ok"
     assert shared["mpiio-write-shared"].params["file_bytes"] == 2 * (8 << 20)
+    # ranks share rank 0's scratch folder: their samples and checkpoints must not collide
+    assert {r.rank for r in records if r.case == "dataloader-w0" and r.status == "ok"} == {0, 1}
+    assert {r.rank for r in records if r.case == "checkpoint-load-torch" and r.status == "ok"} == {0, 1}

@@ -42,7 +42,7 @@ def sample_values(seed: int, index: int, sample_bytes: int) -> np.ndarray:
     return np.random.default_rng([seed, index]).standard_normal(count, dtype=SAMPLE_DTYPE)
 
 
-def write_samples(scratch: Scratch, count: int, sample_bytes: int, seed: int) -> list[Path]:
+def write_samples(scratch: Scratch, count: int, sample_bytes: int, seed: int, subdir: str = SUBDIR) -> list[Path]:
     """`count` sample files of `sample_bytes` raw float32 each, durable (fsynced) before any read."""
     if sample_bytes <= 0 or sample_bytes % np.dtype(SAMPLE_DTYPE).itemsize:
         raise ValueError(f"sample_bytes must be a positive multiple of {np.dtype(SAMPLE_DTYPE).itemsize}, "
@@ -50,11 +50,11 @@ def write_samples(scratch: Scratch, count: int, sample_bytes: int, seed: int) ->
     paths = []
     for index in range(count):
         name = f"sample-{index:07d}.bin"
-        with os.fdopen(scratch.create(name, SUBDIR), "wb") as f:
+        with os.fdopen(scratch.create(name, subdir), "wb") as f:
             f.write(sample_values(seed, index, sample_bytes).tobytes())
             f.flush()
             os.fsync(f.fileno())
-        paths.append(scratch.file(name, SUBDIR))
+        paths.append(scratch.file(name, subdir))
     return paths
 
 
@@ -128,7 +128,8 @@ def run_dataloader(ctx: BenchContext, scratch: Scratch, count: int, sample_bytes
     if repeats < 1 or count < 1:
         raise ValueError(f"the data-loader benchmark needs at least one sample and one repeat, "
                          f"got count={count}, repeats={repeats}")
-    paths = write_samples(scratch, count, sample_bytes, ctx.seed)
+    # ranks may share rank 0's scratch folder: each keeps its samples in its own subfolder
+    paths = write_samples(scratch, count, sample_bytes, ctx.seed, subdir=f"{SUBDIR}-r{ctx.rank}")
     dataset = FileSamples(paths)
     records: list[Record] = []
     for w in workers:

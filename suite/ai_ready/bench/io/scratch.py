@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -30,6 +31,9 @@ PREFIX = "ai-ready-io-"
 SAFE_SHARE_OF_FREE = 0.5
 CREATE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 FILE_MODE = 0o600
+#: Attempts, and the pause between them, to remove a scratch folder others may still be writing into.
+REMOVE_ATTEMPTS = 20
+REMOVE_RETRY_S = 0.25
 
 
 class Terminated(BaseException):
@@ -82,8 +86,15 @@ class Scratch:
                 signal.signal(signal.SIGTERM, self._previous_handler)
 
     def remove(self) -> None:
-        if self.path.exists() and not self.path.is_symlink():
-            shutil.rmtree(self.path)
+        """Remove the folder; retried, because other ranks sharing it may still be finishing a write."""
+        for _ in range(REMOVE_ATTEMPTS):
+            if not self.path.exists() or self.path.is_symlink():
+                return
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not self.path.exists():
+                return
+            time.sleep(REMOVE_RETRY_S)
+        shutil.rmtree(self.path)  # last try: let the error say what is in the way
 
     def file(self, name: str, subdir: str | None = None) -> Path:
         """A path inside the scratch folder for a new file (the name may not climb out of it)."""
