@@ -19,6 +19,7 @@ from ai_ready.cli import io as _io  # noqa: F401  (registers `bench io`)
 from ai_ready.cli.info import info
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems
+from ai_ready.cli.train import train
 from ai_ready.errors import InputError
 from ai_ready.bench.io.scratch import Terminated
 
@@ -45,6 +46,7 @@ cli.add_command(info)
 cli.add_command(bench)
 cli.add_command(systems)
 cli.add_command(report)
+cli.add_command(train)
 
 
 def _is_first_rank() -> bool:

@@ -1,0 +1,184 @@
+"""`ai-ready train {gpt,moe,cnn}`: a scaled-down training workload on this process."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import psutil
+import torch
+
+from ai_ready.bench.ceiling import peak_ceiling
+from ai_ready.bench.context import BenchContext
+from ai_ready.bench.io.scratch import Scratch
+from ai_ready.bench.runner import ResultSink, finishing
+from ai_ready.cli.bench import _device_name, output_path, resolve_device
+from ai_ready.cli.console import note, print_table
+from ai_ready.env.detect import detect
+from ai_ready.errors import InputError
+from ai_ready.records import Record, new_meta
+from ai_ready.train import data, flops, models, presets
+from ai_ready.train.loop import train_steps
+from ai_ready.train.run import RunSpec, peak_memory_gb, records_for
+
+ARCHES = ("gpt", "moe", "cnn")
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: Mixed-precision Adam holds weights, gradients and two moments: 16 bytes per parameter in fp32.
+TRAIN_BYTES_PER_PARAM = 16
+#: Activation bytes per element for the Korthikanti et al. estimate (their 34 + 5as/h is for 16-bit).
+ACTIVATION_SCALE = {"fp32": 2.0, "bf16": 1.0, "fp16": 1.0}
+MEMORY_FRACTION = 0.8
+#: Sequences (or images) written to disk per step of the run, so epochs reshuffle real files.
+DATA_STEPS = 4
+LEARNING_RATE = {"gpt": 3e-3, "moe": 3e-3, "cnn": 1e-3}
+EXIT_FAILED = 1
+
+
+def _estimate_bytes(arch: str, cfg: Any, params: int, precision: str) -> int:
+    """Weights, gradients, Adam moments, and activations (Korthikanti et al. 2022 for transformers)."""
+    total = TRAIN_BYTES_PER_PARAM * params
+    if arch in ("gpt", "moe"):
+        s, b, h, a = cfg.seq_len, cfg.batch, cfg.hidden, cfg.heads
+        per_layer = s * b * h * (34 + 5 * a * s / h)
+        total += int(ACTIVATION_SCALE[precision] * cfg.layers * per_layer + 4 * b * s * cfg.vocab * 2)
+    return int(total)
+
+
+def _check_memory(estimate: int, device: str) -> None:
+    free = torch.cuda.mem_get_info(torch.device(device))[0] if device.startswith("cuda") else \
+        psutil.virtual_memory().available
+    if estimate > MEMORY_FRACTION * free:
+        raise InputError(f"this model needs about {estimate / 1e9:.1f} GB to train (weights, gradients, Adam "
+                         f"moments, activations) and {free / 1e9:.1f} GB is free; accepted: a smaller preset, "
+                         "--batch, --seq-len or --layers")
+
+
+def _model(arch: str, cfg: Any) -> torch.nn.Module:
+    return models.ResNet(cfg) if arch == "cnn" else models.GPT(cfg)
+
+
+def _dataset(arch: str, cfg: Any, scratch: Scratch, steps: int, seed: int) -> Any:
+    items = max(cfg.batch * DATA_STEPS, cfg.batch * min(steps, DATA_STEPS * 4))
+    if arch == "cnn":
+        images, labels = data.write_images(scratch, items, cfg.channels, cfg.image_size, cfg.classes, seed)
+        return data.ImageFile(images, labels, cfg.channels, cfg.image_size)
+    return data.TokenFile(data.write_tokens(scratch, items, cfg.seq_len, cfg.vocab, seed), cfg.seq_len)
+
+
+def _loss(arch: str):
+    if arch == "cnn":
+        return torch.nn.functional.cross_entropy
+    return lambda logits, targets: torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+@click.command()
+@click.argument("arch", type=click.Choice(ARCHES))
+@click.option("--preset", default="tiny", show_default=True, help="Model size; see docs/train.md for the list.")
+@click.option("--layers", type=click.IntRange(min=1), help="Override: transformer layers.")
+@click.option("--hidden", type=click.IntRange(min=1), help="Override: hidden size.")
+@click.option("--heads", type=click.IntRange(min=1), help="Override: attention heads (must divide --hidden).")
+@click.option("--seq-len", type=click.IntRange(min=1), help="Override: sequence length.")
+@click.option("--vocab", type=click.IntRange(min=2), help="Override: vocabulary size.")
+@click.option("--experts", type=click.IntRange(min=0), help="Override (moe): experts per MoE layer.")
+@click.option("--top-k", type=click.IntRange(min=1), help="Override (moe): experts per token.")
+@click.option("--batch", type=click.IntRange(min=1), help="Override: sequences (or images) per step.")
+@click.option("--steps", type=click.IntRange(min=2, max=1_000_000), default=20, show_default=True)
+@click.option("--warmup-steps", type=click.IntRange(min=0, max=10_000), default=3, show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--workers", type=click.IntRange(min=0, max=256), default=0, show_default=True,
+              help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Where the synthetic dataset is written (inside a scratch folder removed afterwards).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Result file [default: reports/train-<time>.json].")
+def train(arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None, seq_len: int | None,
+          vocab: int | None, experts: int | None, top_k: int | None, batch: int | None, steps: int,
+          warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path, seed: int,
+          output: Path | None) -> None:
+    """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
+    time breakdown (data, forward, backward, optimizer), loss curve and memory."""
+    overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads, seq_len=seq_len, vocab=vocab,
+                                       experts=experts, top_k=top_k, batch=batch).items() if v is not None}
+    cfg = presets.resolve(arch, preset, overrides)
+    out = output_path(output, f"train-{arch}")
+    from ai_ready.bench.io.scratch import check_path
+
+    root = check_path(data_dir)
+    environment = detect()
+    torch_device = resolve_device(device, int(environment["launcher"]["local_rank"]))
+    step_flops = _analytic_flops(arch, cfg)
+    _check_memory(_estimate_bytes(arch, cfg, step_flops.params, precision), torch_device)
+    torch.manual_seed(seed)
+    model = _model(arch, cfg).to(torch_device)
+    ctx = BenchContext(device=torch_device, device_name=_device_name(torch_device, environment),
+                       environment=environment, seed=seed)
+    from ai_ready.catalog import load_catalog
+
+    catalog = load_catalog()
+    ceiling = peak_ceiling(catalog, catalog.system("local", environment), precision)
+    spec = RunSpec(arch=arch, preset=preset, settings=dataclasses.asdict(cfg), batch=cfg.batch, steps=steps,
+                   warmup_steps=warmup_steps, precision=precision, workers=workers,
+                   items_per_sample=1 if arch == "cnn" else cfg.seq_len,
+                   item_name="samples" if arch == "cnn" else "tokens")
+    meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
+    sink = ResultSink(out, meta)
+    loss_fn = _loss(arch)
+    with finishing(sink), Scratch(root, tag="train-") as scratch:
+        dataset = _dataset(arch, cfg, scratch, warmup_steps + steps, seed)
+        loader = data.loader(dataset, cfg.batch, workers, seed)
+        counted = _count(model, loader, loss_fn, torch_device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE[arch])
+        try:
+            log = train_steps(model, loader, loss_fn, optimizer, steps, warmup_steps, torch_device, precision)
+        except torch.OutOfMemoryError as exc:
+            raise InputError(f"out of memory training {arch} --preset {preset} with batch {cfg.batch}: "
+                             f"{str(exc).splitlines()[0]}; accepted: a smaller model or batch") from None
+        sink.add(records_for(spec, log, step_flops.total, counted, step_flops.params, ceiling, ctx,
+                             peak_memory_gb(torch_device)))
+    _summarise(sink.document.records, out)
+
+
+def _analytic_flops(arch: str, cfg: Any) -> Any:
+    return flops.cnn_step_flops(cfg, cfg.batch) if arch == "cnn" else flops.gpt_step_flops(cfg, cfg.batch)
+
+
+def _count(model: torch.nn.Module, loader: Any, loss_fn: Any, device: str) -> float:
+    """FlopCounterMode on one forward+backward of a copy, so the trained model is untouched (attention
+    through SDPA's math path, whose matmuls the counter sees; see ai_ready.train.flops)."""
+    inputs, targets = next(iter(loader))
+    targets = targets.to(device)
+    return float(flops.flop_counter_flops(copy.deepcopy(model), inputs.to(device), lambda out: loss_fn(out, targets)))
+
+
+def _summarise(records: list[Record], out: Path) -> None:
+    by_metric = {r.metric: r for r in records if r.metric not in ("phase_time",)}
+    rows = []
+    for metric in ("step_time", "throughput", "model_tflops", "mfu", "model_flops", "loss", "peak_memory"):
+        r = by_metric.get(metric)
+        if r is None:
+            continue
+        value = f"{r.value:.4g}" if r.value is not None else r.status
+        extra = ""
+        if metric == "mfu" and r.ceiling:
+            extra = r.ceiling["label"]
+        elif metric == "model_tflops" and r.ceiling:
+            extra = f"{r.pct_of_ceiling:.1f}% of {r.ceiling['label']} ({r.ceiling['kind']})"
+        elif metric == "model_flops":
+            extra = f"FlopCounterMode {r.params['flop_counter']:.4g}; analytic/counted {r.check['value']:.4f}"
+        elif metric == "loss":
+            extra = f"first {r.params['first_loss']:.4g} -> last {r.params['last_loss']:.4g}"
+        rows.append((metric, value, r.unit, extra))
+    for r in records:
+        if r.metric == "phase_time":
+            rows.append((f"  {r.params['phase']}", f"{r.value:.4g}", "s", f"{r.params['share_of_step']:.0%} of the step"))
+    print_table(f"training: {records[0].case if records else '?'} (medians over steps)",
+                ["figure", "value", "unit", "notes"], rows)
+    note(f"results: {out}")
+    if any(r.status == "failed" for r in records):
+        note(f"ai-ready: a check failed; see {out}")
+        raise SystemExit(EXIT_FAILED)

@@ -1,0 +1,103 @@
+"""One training run on this process: build, cross-check FLOPs, train, and turn the log into records.
+
+Figures: step time, throughput (tokens/s or samples/s), MFU against the
+device's peak for the precision (catalog peak on GPUs, declared peak on CPUs,
+with its source or assumption), the per-phase breakdown, the loss curve
+(first vs last: the model must really train), peak memory, and the analytic
+FLOPs with their FlopCounterMode cross-check (agreement within 5% recorded).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import torch
+
+from ai_ready.bench.ceiling import apply_ceiling
+from ai_ready.bench.context import BenchContext
+from ai_ready.records import Record
+from ai_ready.train.loop import PHASES, StepLog
+
+BENCHMARK = "train"
+#: Analytic and counted FLOPs must agree this closely (issue 6).
+FLOPS_AGREEMENT = 0.05
+BYTES_PER_GB = 1e9
+
+
+@dataclass
+class RunSpec:
+    """What ran: architecture, preset, the resolved model settings, and the run's knobs."""
+
+    arch: str
+    preset: str
+    settings: dict[str, Any]
+    batch: int
+    steps: int
+    warmup_steps: int
+    precision: str
+    workers: int
+    items_per_sample: int  # tokens per sequence for language models, 1 for images
+    item_name: str  # "tokens" or "samples"
+
+    def params(self) -> dict[str, Any]:
+        return {"arch": self.arch, "preset": self.preset, **self.settings, "batch": self.batch, "steps": self.steps,
+                "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers}
+
+
+def flops_check(analytic: float, counted: float) -> dict[str, Any]:
+    ratio = analytic / counted if counted else float("inf")
+    return {"passed": abs(ratio - 1.0) <= FLOPS_AGREEMENT, "metric": "analytic / FlopCounterMode",
+            "value": ratio, "tolerance": FLOPS_AGREEMENT, "reference": "torch.utils.flop_counter.FlopCounterMode"}
+
+
+def peak_memory_gb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(torch.device(device)) / BYTES_PER_GB
+    return psutil.Process().memory_info().rss / BYTES_PER_GB
+
+
+def records_for(spec: RunSpec, log: StepLog, step_flops: float, counted_flops: float, params_count: int,
+                ceiling: dict[str, Any] | None, ctx: BenchContext, memory_gb: float) -> list[Record]:
+    """The run's records; every rank's, so rank 0 can report the spread across ranks."""
+    case = f"{spec.arch}-{spec.preset}"
+    base = dict(spec.params(), parameters=params_count, model_flops_per_step=step_flops)
+    fields = dict(benchmark=BENCHMARK, case=case, **ctx.record_fields())
+    items = spec.batch * spec.items_per_sample
+    check = flops_check(step_flops, counted_flops)
+    timing = {"clock": "host" if not ctx.is_cuda else "host, device synchronised at each phase boundary",
+              "warmup_steps": spec.warmup_steps, "samples_s": list(log.total), "cache": "warm (steady-state steps)"}
+    records = [
+        Record.from_samples(log.total, params=dict(base), metric="step_time", unit="s", timing=timing, **fields),
+        Record.from_samples([items / t for t in log.total], warn_noise=False, params=dict(base, item=spec.item_name),
+                            metric="throughput", unit=f"{spec.item_name}/s", **fields),
+    ]
+    mfu_unit_peak = ceiling["value"] * 1e12 if ceiling else None
+    if mfu_unit_peak:
+        mfu = Record.from_samples([100.0 * step_flops / t / mfu_unit_peak for t in log.total], warn_noise=False,
+                                  params=dict(base), metric="mfu", unit="%", check=check, **fields)
+        mfu.ceiling = dict(ceiling, value=100.0, unit="%", label=f"100% of {ceiling['label']} "
+                                                               f"({ceiling['value']:.4g} TFLOP/s)")
+        mfu.pct_of_ceiling = mfu.value
+        records.append(mfu)
+    achieved = Record.from_samples([step_flops / t / 1e12 for t in log.total], warn_noise=False, params=dict(base),
+                                   metric="model_tflops", unit="TFLOP/s", check=check, **fields)
+    records.append(apply_ceiling(achieved, ceiling))
+    for phase in PHASES:
+        share = statistics.median(log.phases[phase]) / statistics.median(log.total)
+        records.append(Record.from_samples(log.phases[phase], warn_noise=False, params=dict(base, phase=phase,
+                                           share_of_step=share), metric="phase_time", unit="s", **fields))
+    records.append(Record(params=dict(base, flop_counter=counted_flops, analytic=step_flops), metric="model_flops",
+                          unit="FLOP/step", value=float(step_flops), check=check,
+                          status="ok" if check["passed"] else "failed",
+                          reason=None if check["passed"] else
+                          f"analytic FLOPs {step_flops:.4g} differ from FlopCounterMode's {counted_flops:.4g} "
+                          f"by more than {FLOPS_AGREEMENT:.0%}", **fields))
+    first = log.warmup_loss[0] if log.warmup_loss else log.loss[0]
+    records.append(Record.from_samples(log.loss, warn_noise=False, params=dict(base, first_loss=first,
+                                       last_loss=log.loss[-1]), metric="loss", unit="", **fields))
+    records.append(Record(params=dict(base), metric="peak_memory", unit="GB", value=memory_gb, **fields))
+    return records
+

@@ -1,0 +1,61 @@
+"""`ai-ready train` on this process: it really trains, FLOPs agree, the breakdown adds up, bad input exits 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_ready.cli import main
+from ai_ready.records import load_results
+
+
+def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+@pytest.mark.parametrize("arch", ["gpt", "moe", "cnn"])
+def test_tiny_presets_train_and_report(arch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "t.json"
+    code, stdout, err = call(capsys, "train", arch, "--preset", "tiny", "--steps", "13", "--warmup-steps", "2",
+                             "--data-dir", str(tmp_path), "-o", str(out))
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # the dataset's scratch folder is gone
+    records = {r.metric: r for r in load_results(out).records if r.metric != "phase_time"}
+    phases = [r for r in load_results(out).records if r.metric == "phase_time"]
+    loss = records["loss"]
+    assert loss.params["last_loss"] < loss.params["first_loss"]  # it really trains
+    flops = records["model_flops"]
+    assert flops.status == "ok" and abs(flops.check["value"] - 1.0) <= 0.05
+    step = records["step_time"]
+    assert len(step.samples) == 13  # odd: the median of items/t is exactly items / median(t)
+    # the four phases make up the step, sample by sample
+    for i, total in enumerate(step.samples):
+        assert sum(p.samples[i] for p in phases) == pytest.approx(total)
+    assert {p.params["phase"] for p in phases} == {"data", "forward", "backward", "optimizer"}
+    tput = records["throughput"]
+    items = tput.params["batch"] * (1 if arch == "cnn" else tput.params["seq_len"])
+    assert tput.value == pytest.approx(items / step.value, rel=1e-6)
+    if "mfu" in records:  # a CPU whose clock is known gets a declared peak
+        mfu = records["mfu"]
+        assert mfu.value == pytest.approx(100 * flops.value / step.value / (records["model_tflops"].ceiling["value"] * 1e12),
+                                          rel=1e-6)
+    assert records["peak_memory"].value > 0 and "Avg" not in stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["gpt", "--hidden", "64", "--heads", "3"], "heads"),
+    (["gpt", "--preset", "huge"], "huge"),
+    (["moe", "--experts", "2", "--top-k", "3"], "top"),
+    (["cnn", "--layers", "4"], "does not apply to cnn"),
+    (["gpt", "--layers", "400", "--hidden", "16384", "--heads", "128"], "GB to train"),
+    (["gpt", "--data-dir", "/nonexistent/folder"], "does not exist"),
+    (["transformer"], "transformer"),
+])
+def test_bad_input_exit_2(args: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "train", *args, "-o", str(tmp_path / "t.json"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], err
