@@ -87,7 +87,7 @@ def _nodes(launcher: dict[str, Any]) -> Figure:
 
 
 def _gpu_accelerator(device: dict[str, Any], catalog: Catalog) -> Accelerator:
-    """The catalog entry for this GPU, or an 'unknown-gpu' placeholder without peaks."""
+    """The catalog entry for this GPU, or an explicit 'unknown-gpu' entry without peaks."""
     name = str(device.get("name") or "")
     matched = catalog.match_accelerator(name) if name else None
     if matched is not None:
