@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from ai_ready.records import Record, ResultDocument, load_results
+from chartstub import real_chart, stub_charts
 from ai_ready.report import build_report, write_report
 from ai_ready.report import charts
 from ai_ready.report.sections import SECTIONS, format_number
@@ -80,18 +81,11 @@ def chart_svgs(html: str) -> list[str]:
     return [base64.b64decode(b).decode("utf-8") for b in re.findall(r'data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)', html)]
 
 
-def real_chart(test):
-    """Mark a test that needs matplotlib to draw the chart; the others get a stub to stay fast."""
-    test.real_chart = True
-    return test
 
 
 @pytest.fixture(autouse=True)
 def fast_charts(monkeypatch, request):
-    if getattr(request.function, "real_chart", False):
-        return
-    monkeypatch.setattr(charts, "bar_chart",
-                        lambda groups, title, xlabel, alt: charts.Chart(charts.svg_data_uri(b"<svg/>"), alt))
+    return stub_charts(monkeypatch, request, record=())
 
 
 # --------------------------------------------------------------------------- sections follow the data

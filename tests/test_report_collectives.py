@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ai_ready.records import Record
+from chartstub import real_chart, stub_charts
 from ai_ready.report import build_report, charts
 from ai_ready.report.sections import format_bytes
 
@@ -108,22 +109,9 @@ def cells(row: str) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def fast_charts(monkeypatch, request):
-    """Charts are stubbed (fast) except in tests marked real_chart; the stub remembers what it was asked to draw."""
-    calls: list[dict] = []
-    if not getattr(request.function, "real_chart", False):
-        def line_chart(lines, title, xlabel, ylabel, alt, **kwargs):
-            calls.append({"lines": lines, "title": title, "alt": alt, **kwargs})
-            return charts.Chart(charts.svg_data_uri(b"<svg/>"), alt)
-
-        monkeypatch.setattr(charts, "line_chart", line_chart)
-        monkeypatch.setattr(charts, "bar_chart",
-                            lambda groups, title, xlabel, alt: charts.Chart(charts.svg_data_uri(b"<svg/>"), alt))
-    return calls
+    return stub_charts(monkeypatch, request, record=("line",))
 
 
-def real_chart(test):
-    test.real_chart = True
-    return test
 
 
 # --------------------------------------------------------------------------- presence

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from ai_ready.records import Record
+from chartstub import real_chart, stub_charts
 from ai_ready.report import build_report, charts
 from ai_ready.report.sections import format_count
 
@@ -115,20 +116,9 @@ def row_of(html: str, op: str) -> str:
 
 @pytest.fixture(autouse=True)
 def fast_charts(monkeypatch, request):
-    """Charts are stubbed (fast) except in tests marked real_chart; the stub remembers what it was asked to draw."""
-    calls: list[dict] = []
-    if not getattr(request.function, "real_chart", False):
-        def bar_chart(groups, title, xlabel, alt):
-            calls.append({"groups": groups, "title": title, "alt": alt})
-            return charts.Chart(charts.svg_data_uri(b"<svg/>"), alt)
-
-        monkeypatch.setattr(charts, "bar_chart", bar_chart)
-    return calls
+    return stub_charts(monkeypatch, request, record=("bar",))
 
 
-def real_chart(test):
-    test.real_chart = True
-    return test
 
 
 # --------------------------------------------------------------------------- presence
