@@ -88,10 +88,11 @@ def main() -> int:
 
     from ai_ready.bench.collectives.backends import MPIBackend, TorchBackend
     from ai_ready.bench.collectives.run import Sweep, SweepConfig
-    from ai_ready.cli.collectives import COLLECTIVES_BUDGET, _setup_torch
+    from ai_ready.cli.collectives import COLLECTIVES_BUDGET
+    from ai_ready.cli.launch import setup_torch
     from ai_ready.measure.timers import HostTimer
 
-    comm = _setup_torch("gloo", 300.0, "cpu")  # MPI coordinates and agrees the gloo rendezvous
+    comm = setup_torch("gloo", 300.0)  # MPI coordinates and agrees the gloo rendezvous
     backends = {"gloo": TorchBackend("gloo", "float32", "cpu"), "mpi": MPIBackend(comm.raw, "float32")}
     placement = {"gloo": "in-place", "mpi": "out-of-place"}  # torch's all_reduce exists in place only
     cfg = SweepConfig(ops=("all_reduce",), sizes=SIZES, check=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
-import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,15 +14,16 @@ from ai_ready.bench.collectives.ops import COLLECTIVES, OP_NAMES, PLACEMENTS, hu
 from ai_ready.bench.collectives.run import BENCHMARK, Sweep, SweepConfig, summary_rows
 from ai_ready.bench.runner import ResultSink, finishing
 from ai_ready.cli.bench import bench, output_path
-from ai_ready.cli.console import interactive, is_debug, is_quiet, note, print_table
+from ai_ready.cli.console import interactive, is_quiet, note, print_table
+from ai_ready.cli.launch import mpi_comm, relaunch, setup_torch
 from ai_ready.cli.progress import CaseProgress
 from ai_ready.env.detect import detect
 from ai_ready.errors import InputError
-from ai_ready.measure.comm import Comm, MPIComm, SingleComm, TorchComm, launched_world_size
+from ai_ready.measure.comm import Comm, launched_world_size
 from ai_ready.measure.harness import Budget, budget_dict
 from ai_ready.measure.stats import CV_WARN_THRESHOLD
 from ai_ready.measure.timers import CudaEventTimer, HostTimer
-from ai_ready.measure.watchdog import GRACE_S, StepWatchdog
+from ai_ready.measure.watchdog import StepWatchdog
 from ai_ready.records import Record, new_meta
 
 EXIT_FAILED = 1
@@ -39,8 +37,6 @@ QUICK_FACTOR = 4
 #: Host memory a rank may use for its largest step: input + output + expected values + check copy.
 HOST_BUFFERS_PER_BYTE = 6
 MEMORY_FRACTION = 0.8
-#: torch.distributed's own timeout sits above ai-ready's watchdog so ours speaks first.
-TORCH_TIMEOUT_MARGIN_S = GRACE_S + 30
 
 
 def parse_ops(text: str) -> tuple[str, ...]:
@@ -105,7 +101,7 @@ def bench_collectives(ctx: click.Context, ops: str, backend: str, min_bytes: str
         raise InputError(f"--min-bytes {min_bytes} is larger than --max-bytes {max_bytes}")
     out = output_path(output, BENCHMARK)
     if ranks is not None:
-        _relaunch(ctx, ranks, out)
+        relaunch(ctx, ranks, out)
         return
     sizes = tuple(size_sweep(lo, hi, factor or (QUICK_FACTOR if quick else 2)))
     base = QUICK_BUDGET if quick else COLLECTIVES_BUDGET
@@ -116,94 +112,17 @@ def bench_collectives(ctx: click.Context, ops: str, backend: str, min_bytes: str
     _run(backend, dtype_name, cfg, budget, out)
 
 
-def _relaunch(ctx: click.Context, ranks: int, out: Path) -> None:
-    """`--ranks N`: start this same command under mpiexec with N ranks, on this node."""
-    engine, size = launched_world_size()
-    if engine != "single":
-        raise InputError(f"--ranks {ranks}: already running as one of {size} ranks under a launcher; "
-                         "drop --ranks or the launcher")
-    mpiexec = _find_mpiexec()
-    argv = [mpiexec, "-n", str(ranks), sys.executable, "-m", "ai_ready"]
-    root = ctx.find_root().params
-    argv += ["--quiet"] if root.get("quiet") else []
-    argv += ["--debug"] if root.get("debug") else []
-    argv += ["bench", "collectives"]
-    for name, value in ctx.params.items():
-        if name in ("ranks", "output") or value is None or value is False:
-            continue
-        flag = "--" + name.replace("_", "-")
-        if name == "check":
-            argv.append("--check" if value else "--no-check")
-        elif value is True:
-            argv.append(flag)
-        else:
-            argv += [flag, str(value)]
-    argv += ["-o", str(out)]
-    note(f"starting {ranks} ranks: {' '.join(argv[:3])} ...")
-    code = subprocess.run(argv, check=False).returncode
-    raise SystemExit(code)
-
-
-def _find_mpiexec() -> str:
-    import shutil
-
-    local = Path(sys.executable).with_name("mpiexec")
-    found = str(local) if local.exists() else shutil.which("mpiexec")
-    if found is None:
-        raise InputError("--ranks needs mpiexec; install an MPI (on a laptop: pip install 'ai-ready[local]') "
-                         "or start the ranks with your launcher (mpiexec, srun, torchrun)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
-
-
-def _setup_torch(name: str, timeout_s: float, device: str) -> Comm:
-    """Start torch.distributed for `name` (gloo/nccl) under whatever launched us; return the coordinator."""
-    import torch.distributed as dist
-
-    pg_timeout = datetime.timedelta(seconds=timeout_s + TORCH_TIMEOUT_MARGIN_S)
-    if dist.is_initialized():
-        return TorchComm()
-    engine, size = launched_world_size()
-    if engine == "torch":
-        dist.init_process_group(name, timeout=pg_timeout)
-        return TorchComm()
-    coordinator: Comm = _mpi_comm() if engine == "mpi" else SingleComm()
-    hosts = coordinator.gather(socket.gethostname()) if coordinator.size > 1 else [socket.gethostname()]
-    address = None
-    if coordinator.rank == 0:
-        one_host = len(set(hosts or [])) == 1
-        address = (os.environ.get("MASTER_ADDR") or ("127.0.0.1" if one_host else socket.gethostbyname(socket.gethostname())),
-                   int(os.environ.get("MASTER_PORT") or _free_port()))
-    host, port = coordinator.broadcast(address)
-    dist.init_process_group(name, init_method=f"tcp://{host}:{port}", rank=coordinator.rank,
-                            world_size=coordinator.size, timeout=pg_timeout)
-    return coordinator
-
-
-def _mpi_comm() -> MPIComm:
-    try:
-        return MPIComm()
-    except ImportError:
-        raise InputError("these ranks were started by an MPI launcher but mpi4py is not installed; "
-                         "install it (pip install 'ai-ready[mpi]') or start the ranks with torchrun") from None
-
-
 def _backends(name: str, dtype: str, cfg: SweepConfig, cuda: bool, device: str) -> tuple[Comm, list[Any], list[Record]]:
     """The coordinating communicator, the (backend, timer) pairs to sweep, and records of what cannot run."""
     engine, announced = launched_world_size()
     if name != "mpi":
-        comm = _setup_torch(name, cfg.timeout_s, device)
+        comm = setup_torch(name, cfg.timeout_s)
         timer = CudaEventTimer() if name == "nccl" else HostTimer()
         return comm, [(TorchBackend(name, dtype, device if name == "nccl" else "cpu"), timer)], []
     if dtype not in MPI_DTYPES:
         raise InputError(f"--dtype {dtype} has no standard MPI datatype; accepted with --backend mpi: "
                          f"{', '.join(MPI_DTYPES)}")
-    comm = _mpi_comm()
+    comm = mpi_comm()
     if engine == "torch" and comm.size != announced:
         raise InputError(f"--backend mpi needs ranks started by mpiexec or srun: torchrun started {announced} "
                          f"ranks but MPI sees {comm.size}")
