@@ -59,3 +59,39 @@ def test_bad_input_exit_2(args: list[str], fragment: str, tmp_path: Path, capsys
     code, _, err = call(capsys, "train", *args, "-o", str(tmp_path / "t.json"))
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and fragment in lines[0], err
+
+
+def _two_rank_run(tmp_path: Path, arch: str, parallel: str) -> list:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    out = tmp_path / f"{arch}-{parallel}.json"
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "ai_ready", "--quiet", "train", arch, "--preset", "tiny",
+                           "--steps", "6", "--warmup-steps", "1", "--ranks", "2", "--parallel", parallel,
+                           "--data-dir", str(tmp_path), "-o", str(out)],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("ai-ready-io-")] == []
+    return load_results(out).records
+
+
+@pytest.mark.skipif(__import__("conftest").mpiexec() is None, reason="no mpiexec: install the [test] extra")
+def test_ddp_and_fsdp_on_two_ranks_compute_the_same_training(tmp_path: Path) -> None:
+    losses = {}
+    for parallel in ("ddp", "fsdp"):
+        records = _two_rank_run(tmp_path, "gpt", parallel)
+        assert {r.rank for r in records if r.metric == "step_time"} == {0, 1}
+        [aggregate] = [r for r in records if r.params.get("aggregate")]
+        assert aggregate.params["ranks"] == 2 and aggregate.unit == "tokens/s"
+        per_rank = [r for r in records if r.metric == "throughput" and not r.params.get("aggregate")]
+        assert aggregate.value <= sum(r.value for r in per_rank) * 1.000001  # bounded by the slowest rank
+        loss = {r.rank: r for r in records if r.metric == "loss"}
+        assert loss[0].params["last_loss"] < loss[0].params["first_loss"]
+        assert all(r.params["parallel"] == parallel and r.params["world_size"] == 2 for r in loss.values())
+        losses[parallel] = loss[0].samples
+    # same data shards, same initial weights, same optimizer: DDP and FSDP take the same steps
+    assert losses["ddp"] == pytest.approx(losses["fsdp"], rel=1e-4)

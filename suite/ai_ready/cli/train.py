@@ -23,7 +23,10 @@ from ai_ready.errors import InputError
 from ai_ready.records import Record, new_meta
 from ai_ready.train import data, flops, models, presets
 from ai_ready.train.loop import train_steps
-from ai_ready.train.run import RunSpec, peak_memory_gb, records_for
+from ai_ready.cli.launch import relaunch, setup_torch
+from ai_ready.measure.comm import SingleComm, launched_world_size
+from ai_ready.train.parallel import PARALLEL, wrap
+from ai_ready.train.run import RunSpec, aggregate_throughput, peak_memory_gb, records_for
 
 ARCHES = ("gpt", "moe", "cnn")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -36,6 +39,8 @@ MEMORY_FRACTION = 0.8
 DATA_STEPS = 4
 LEARNING_RATE = {"gpt": 3e-3, "moe": 3e-3, "cnn": 1e-3}
 EXIT_FAILED = 1
+#: torch.distributed timeout for a training run's collectives, seconds.
+PG_TIMEOUT_S = 300.0
 
 
 def _estimate_bytes(arch: str, cfg: Any, params: int, precision: str) -> int:
@@ -94,14 +99,20 @@ def _loss(arch: str):
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Where the synthetic dataset is written (inside a scratch folder removed afterwards).")
+@click.option("--parallel", type=click.Choice(PARALLEL), default="ddp", show_default=True,
+              help="Data parallelism across ranks: DDP, or FSDP2 (fully_shard per block).")
+@click.option("--ranks", type=click.IntRange(min=1, max=1024), metavar="N",
+              help="Start N local ranks through mpiexec (one node, convenience).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Result file [default: reports/train-<time>.json].")
-def train(arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None, seq_len: int | None,
-          vocab: int | None, experts: int | None, top_k: int | None, batch: int | None, steps: int,
-          warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path, seed: int,
-          output: Path | None) -> None:
+@click.pass_context
+def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None,
+          seq_len: int | None, vocab: int | None, experts: int | None, top_k: int | None, batch: int | None,
+          steps: int, warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path,
+          parallel: str, ranks: int | None, seed: int, output: Path | None) -> None:
     """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
-    time breakdown (data, forward, backward, optimizer), loss curve and memory."""
+    time breakdown (data, forward, backward, optimizer), loss curve and memory. Under mpiexec, srun,
+    torchrun or --ranks N every rank trains its shard of the data (DDP or FSDP; --batch is per rank)."""
     overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads, seq_len=seq_len, vocab=vocab,
                                        experts=experts, top_k=top_k, batch=batch).items() if v is not None}
     cfg = presets.resolve(arch, preset, overrides)
@@ -109,14 +120,21 @@ def train(arch: str, preset: str, layers: int | None, hidden: int | None, heads:
     from ai_ready.bench.io.scratch import check_path
 
     root = check_path(data_dir)
+    if ranks is not None:
+        relaunch(ctx, ranks, out)
     environment = detect()
     torch_device = resolve_device(device, int(environment["launcher"]["local_rank"]))
+    if torch_device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(torch_device))
     step_flops = _analytic_flops(arch, cfg)
     _check_memory(_estimate_bytes(arch, cfg, step_flops.params, precision), torch_device)
+    _, announced = launched_world_size()
+    comm = setup_torch("nccl" if torch_device.startswith("cuda") else "gloo", PG_TIMEOUT_S) if announced > 1 \
+        else SingleComm()
     torch.manual_seed(seed)
     model = _model(arch, cfg).to(torch_device)
-    ctx = BenchContext(device=torch_device, device_name=_device_name(torch_device, environment),
-                       environment=environment, seed=seed)
+    bench_ctx = BenchContext(device=torch_device, device_name=_device_name(torch_device, environment), comm=comm,
+                             environment=environment, seed=seed)
     from ai_ready.catalog import load_catalog
 
     catalog = load_catalog()
@@ -124,23 +142,36 @@ def train(arch: str, preset: str, layers: int | None, hidden: int | None, heads:
     spec = RunSpec(arch=arch, preset=preset, settings=dataclasses.asdict(cfg), batch=cfg.batch, steps=steps,
                    warmup_steps=warmup_steps, precision=precision, workers=workers,
                    items_per_sample=1 if arch == "cnn" else cfg.seq_len,
-                   item_name="samples" if arch == "cnn" else "tokens")
+                   item_name="samples" if arch == "cnn" else "tokens",
+                   parallel=parallel if comm.size > 1 else "none", world_size=comm.size)
     meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
-    sink = ResultSink(out, meta)
+    meta["world_size"] = comm.size
+    sink = ResultSink(out, meta) if comm.rank == 0 else None
     loss_fn = _loss(arch)
-    with finishing(sink), Scratch(root, tag="train-") as scratch:
-        dataset = _dataset(arch, cfg, scratch, warmup_steps + steps, seed)
-        loader = data.loader(dataset, cfg.batch, workers, seed)
+    with finishing(sink), Scratch(root, tag=f"train-r{comm.rank}-") as scratch:
+        dataset = _dataset(arch, cfg, scratch, (warmup_steps + steps) * comm.size, seed)
+        loader = data.loader(dataset, cfg.batch, workers, seed, comm.rank, comm.size)
         counted = _count(model, loader, loss_fn, torch_device)
+        model = wrap(model, parallel, torch_device, comm.size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE[arch])
         try:
             log = train_steps(model, loader, loss_fn, optimizer, steps, warmup_steps, torch_device, precision)
         except torch.OutOfMemoryError as exc:
             raise InputError(f"out of memory training {arch} --preset {preset} with batch {cfg.batch}: "
                              f"{str(exc).splitlines()[0]}; accepted: a smaller model or batch") from None
-        sink.add(records_for(spec, log, step_flops.total, counted, step_flops.params, ceiling, ctx,
-                             peak_memory_gb(torch_device)))
-    _summarise(sink.document.records, out)
+        records = records_for(spec, log, step_flops.total, counted, step_flops.params, ceiling, bench_ctx,
+                              peak_memory_gb(torch_device))
+        gathered = comm.gather((records, log.total))
+        if sink is not None and gathered is not None:
+            sink.add([r for rank_records, _ in gathered for r in rank_records])
+            if comm.size > 1:
+                sink.add([aggregate_throughput(spec, [times for _, times in gathered], bench_ctx)])
+    if comm.size > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if sink is not None:
+        _summarise(sink.document.records, out)
 
 
 def _analytic_flops(arch: str, cfg: Any) -> Any:
@@ -155,7 +186,9 @@ def _count(model: torch.nn.Module, loader: Any, loss_fn: Any, device: str) -> fl
     return float(flops.flop_counter_flops(copy.deepcopy(model), inputs.to(device), lambda out: loss_fn(out, targets)))
 
 
-def _summarise(records: list[Record], out: Path) -> None:
+def _summarise(all_records: list[Record], out: Path) -> None:
+    """Rank 0's figures, and the aggregate over ranks when several trained."""
+    records = [r for r in all_records if r.rank == 0 and not r.params.get("aggregate")]
     by_metric = {r.metric: r for r in records if r.metric not in ("phase_time",)}
     rows = []
     for metric in ("step_time", "throughput", "model_tflops", "mfu", "model_flops", "loss", "peak_memory"):
@@ -173,12 +206,17 @@ def _summarise(records: list[Record], out: Path) -> None:
         elif metric == "loss":
             extra = f"first {r.params['first_loss']:.4g} -> last {r.params['last_loss']:.4g}"
         rows.append((metric, value, r.unit, extra))
+    for r in all_records:
+        if r.params.get("aggregate"):
+            rows.append((f"throughput, {r.params['ranks']} ranks", f"{r.value:.4g}", r.unit,
+                         f"all ranks' {r.params['item']} over the slowest rank's step; slowest rank "
+                         f"{r.params['slowest_rank']}"))
     for r in records:
         if r.metric == "phase_time":
             rows.append((f"  {r.params['phase']}", f"{r.value:.4g}", "s", f"{r.params['share_of_step']:.0%} of the step"))
     print_table(f"training: {records[0].case if records else '?'} (medians over steps)",
                 ["figure", "value", "unit", "notes"], rows)
     note(f"results: {out}")
-    if any(r.status == "failed" for r in records):
+    if any(r.status == "failed" for r in all_records):
         note(f"ai-ready: a check failed; see {out}")
         raise SystemExit(EXIT_FAILED)

@@ -41,10 +41,13 @@ class RunSpec:
     workers: int
     items_per_sample: int  # tokens per sequence for language models, 1 for images
     item_name: str  # "tokens" or "samples"
+    parallel: str = "none"
+    world_size: int = 1
 
     def params(self) -> dict[str, Any]:
         return {"arch": self.arch, "preset": self.preset, **self.settings, "batch": self.batch, "steps": self.steps,
-                "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers}
+                "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers,
+                "parallel": self.parallel, "world_size": self.world_size}
 
 
 def flops_check(analytic: float, counted: float) -> dict[str, Any]:
@@ -101,3 +104,15 @@ def records_for(spec: RunSpec, log: StepLog, step_flops: float, counted_flops: f
     records.append(Record(params=dict(base), metric="peak_memory", unit="GB", value=memory_gb, **fields))
     return records
 
+
+
+def aggregate_throughput(spec: RunSpec, step_times: list[list[float]], ctx: BenchContext) -> Record:
+    """All ranks' items per second: every rank's batch over the slowest rank's time, step by step."""
+    ranks = len(step_times)
+    items = spec.batch * spec.items_per_sample
+    samples = [ranks * items / max(step) for step in zip(*step_times)]
+    per_rank = [items / statistics.median(times) for times in step_times]
+    params = dict(spec.params(), item=spec.item_name, aggregate=True, ranks=ranks, per_rank=per_rank,
+                  slowest_rank=int(min(range(ranks), key=per_rank.__getitem__)))
+    return Record.from_samples(samples, benchmark=BENCHMARK, case=f"{spec.arch}-{spec.preset}-aggregate",
+                               params=params, metric="throughput", unit=f"{spec.item_name}/s", **ctx.record_fields())

@@ -1,0 +1,43 @@
+"""Data parallelism for the training workloads: DDP, or FSDP2 (`fully_shard`) per block.
+
+FSDP2 is used rather than the older FullyShardedDataParallel because it also
+runs on CPUs over gloo, so the same code is tested here and runs on GPUs.
+Mixture-of-experts models are trained data-parallel with every expert on every
+rank; expert parallelism over ranks exists in the model (`ep_group`) and is
+not yet wired into these runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+PARALLEL = ("ddp", "fsdp")
+
+
+def shard_units(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The submodules FSDP shards one by one: transformer blocks, or the CNN's residual blocks."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is not None:
+        return list(blocks)
+    from ai_ready.train.models import BasicBlock
+
+    return [m for m in model.modules() if isinstance(m, BasicBlock)]
+
+
+def wrap(model: torch.nn.Module, parallel: str, device: str, world: int) -> torch.nn.Module:
+    """The model as each rank trains it; unchanged for one rank."""
+    if world == 1:
+        return model
+    if parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids: Any = [torch.device(device).index] if device.startswith("cuda") else None
+        return DistributedDataParallel(model, device_ids=ids)
+    from torch.distributed.fsdp import fully_shard
+
+    for unit in shard_units(model):
+        fully_shard(unit)
+    fully_shard(model)
+    return model
