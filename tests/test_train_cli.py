@@ -36,6 +36,7 @@ def test_tiny_presets_train_and_report(arch: str, tmp_path: Path, capsys: pytest
     for i, total in enumerate(step.samples):
         assert sum(p.samples[i] for p in phases) == pytest.approx(total)
     assert {p.params["phase"] for p in phases} == {"data", "forward", "backward", "optimizer"}
+    assert sum(p.params["share_of_step"] for p in phases) == pytest.approx(1.0)
     tput = records["throughput"]
     items = tput.params["batch"] * (1 if arch == "cnn" else tput.params["seq_len"])
     assert tput.value == pytest.approx(items / step.value, rel=1e-6)

@@ -89,7 +89,9 @@ def records_for(spec: RunSpec, log: StepLog, step_flops: float, counted_flops: f
                                    metric="model_tflops", unit="TFLOP/s", check=check, **fields)
     records.append(apply_ceiling(achieved, ceiling))
     for phase in PHASES:
-        share = statistics.median(log.phases[phase]) / statistics.median(log.total)
+        # shares from means: a step's phases add up to its total, so mean shares add up to 100%
+        # (medians of the parts do not add up to the median of the whole)
+        share = statistics.fmean(log.phases[phase]) / statistics.fmean(log.total)
         records.append(Record.from_samples(log.phases[phase], warn_noise=False, params=dict(base, phase=phase,
                                            share_of_step=share), metric="phase_time", unit="s", **fields))
     records.append(Record(params=dict(base, flop_counter=counted_flops, analytic=step_flops), metric="model_flops",
