@@ -87,7 +87,7 @@ def row(html: str, cls: str) -> str:
 
 @pytest.fixture(autouse=True)
 def fast_charts(monkeypatch, request):
-    return stub_charts(monkeypatch, request, record=("bar",))
+    return stub_charts(monkeypatch, request, record=("bar", "line"))
 
 
 def test_section_appears_only_with_train_records_and_claims_them():
@@ -193,6 +193,95 @@ def test_failed_and_skipped_records_show_reasons_and_no_number():
 def test_unknown_train_metric_is_listed_not_dropped():
     text = section(build_report([document(run() + [rec("grad_norm", "", 1.25)])]))
     assert "Other training records" in text and "grad_norm" in text
+
+
+def scaling_sweep(fail: int | None = None, efficiencies: dict | None = None) -> list[Record]:
+    """A weak-scaling sweep at 1, 2 and 4 ranks as `ai-ready train --scaling 1,2,4` writes it: every run's
+    own records (the same case, world_size = k, an aggregate for k > 1) and one scaling record per rank count."""
+    efficiencies = efficiencies or {1: 100.0, 2: 92.0, 4: 70.0}
+    one = 4 * 2048 / 8.0  # 1,024 tokens/s at one rank
+    records: list[Record] = []
+    for k, eff in efficiencies.items():
+        params = {"parallel": "ddp", "world_size": k}
+        if k != fail:
+            for rank in range(k):
+                records += run(rank, 8.0 + rank * 0.1, **params)
+            if k > 1:
+                records.append(rec("throughput", "tokens/s", k * one * eff / 100, 0, case="gpt-1b-aggregate",
+                                   params=dict(params, item="tokens", aggregate=True, ranks=k,
+                                               per_rank=[one] * k, slowest_rank=k - 1)))
+        base = {"arch": "gpt", "preset": "1b", "parallel": "ddp", "ranks": k, "batch": 4}
+        if k == fail:
+            records.append(Record(benchmark="train", case="gpt-1b-scaling", params=base,
+                                  metric="scaling_efficiency", unit="%", value=None, status="failed",
+                                  reason=f"the {k}-rank run failed: NCCL timeout"))
+        else:
+            records.append(Record(benchmark="train", case="gpt-1b-scaling", metric="scaling_efficiency",
+                                  unit="%", value=eff,
+                                  params=dict(base, throughput=k * one * eff / 100, throughput_1=one,
+                                              item="tokens")))
+    return records
+
+
+def scaling_table(text: str) -> str:
+    return re.search(r'<table class="data train train-scaling-table">.*?</table>', text, flags=re.S).group(0)
+
+
+def test_weak_scaling_table_flags_low_efficiency_and_draws_the_curves(fast_charts):
+    text = section(build_report([document(scaling_sweep())]))
+    assert "<h3>Weak scaling</h3>" in text and "<code>gpt-1b</code> · ddp" in text
+    rows = re.findall(r"<tr class=\"train-scaling-(?:row|low|failed)\">.*?</tr>", scaling_table(text), flags=re.S)
+    assert len(rows) == 3
+    r1, r2, r4 = rows
+    assert ">1</td>" in r1 and "1,024 tokens/s" in r1 and "100.0%" in r1 and "below 80%" not in r1
+    assert ">2</td>" in r2 and "1,884 tokens/s" in r2 and "942 tokens/s" in r2 and "92.0%" in r2
+    assert "below 80%" not in r2
+    assert 'class="train-scaling-low"' in r4 and ">4</td>" in r4 and "2,867 tokens/s" in r4 and "717 tokens/s" in r4
+    assert "70.0%" in r4 and '<span class="flag flag-warn">below 80%</span>' in r4
+    assert "below 80% at 4 ranks" in text
+    eff, tput = [c for c in fast_charts if "lines" in c]  # the line charts; the bars are the step breakdowns
+    assert eff["lines"][0].points == [(1.0, 100.0), (2.0, 92.0), (4.0, 70.0)]
+    assert eff["ceilings"] == [(100.0, "ideal")] and eff["x_log2"] is True
+    assert "Weak-scaling efficiency" in eff["title"]
+    measured, ideal = tput["lines"]
+    assert [y for _, y in measured.points] == pytest.approx([1024.0, 1884.16, 2867.2])
+    assert ideal.dashed and ideal.points == [(1.0, 1024.0), (2.0, 2048.0), (4.0, 4096.0)]
+    assert "tokens/s" in tput["title"]
+
+
+def test_weak_scaling_failed_rank_count_shows_its_reason(fast_charts):
+    text = section(build_report([document(scaling_sweep(fail=2))]))
+    table = scaling_table(text)
+    failed = re.search(r'<tr class="train-scaling-failed">.*?</tr>', table, flags=re.S).group(0)
+    assert ">2</td>" in failed and "failed" in failed and "the 2-rank run failed: NCCL timeout" in failed
+    assert "row-bad" in failed
+    eff = next(c for c in fast_charts if "lines" in c)
+    assert eff["lines"][0].points == [(1.0, 100.0), (4.0, 70.0)]
+
+
+def test_weak_scaling_records_leave_the_per_run_blocks_alone():
+    text = section(build_report([document(scaling_sweep())]))
+    # one ordinary block per rank count, none for the scaling records, nothing in "Other training records"
+    assert text.count('<div class="train-group">') == 3
+    assert "ddp × 1 rank" in text and "ddp × 2 ranks" in text and "ddp × 4 ranks" in text
+    assert "Other training records" not in text
+    assert not re.search(r"<h3><code>gpt-1b-scaling</code>", text)
+    blocks = text.split('<div class="train-group">')[1:]
+    assert "over 2 ranks" in blocks[1] and "over 4 ranks" in blocks[2] and "train-aggregate" not in blocks[0]
+    assert "1,024 tokens/s" in blocks[0]
+    html = build_report([document(scaling_sweep())])
+    assert '<section id="other"' not in html
+
+
+def test_no_scaling_block_without_scaling_records():
+    text = section(build_report([document(two_ranks())]))
+    assert "Weak scaling" not in text
+
+
+@real_chart
+def test_weak_scaling_charts_draw():
+    svgs = chart_svgs(section(build_report([document(scaling_sweep(fail=2))])))
+    assert len(svgs) >= 3  # the step breakdowns plus efficiency and throughput
 
 
 @real_chart

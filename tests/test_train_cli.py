@@ -96,3 +96,36 @@ def test_ddp_and_fsdp_on_two_ranks_compute_the_same_training(tmp_path: Path) -> 
         losses[parallel] = loss[0].samples
     # same data shards, same initial weights, same optimizer: DDP and FSDP take the same steps
     assert losses["ddp"] == pytest.approx(losses["fsdp"], rel=1e-4)
+
+
+@pytest.mark.skipif(__import__("conftest").mpiexec() is None, reason="no mpiexec: install the [test] extra")
+def test_weak_scaling_run_records_efficiency(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run([sys.executable, "-m", "ai_ready", "--quiet", "train", "gpt", "--preset", "tiny",
+                           "--steps", "5", "--warmup-steps", "1", "--scaling", "2", "--data-dir", str(tmp_path),
+                           "-o", str(out)], capture_output=True, text=True, timeout=300, env=cli_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = load_results(out).records
+    scaling = {r.params["ranks"]: r for r in records if r.metric == "scaling_efficiency"}
+    assert sorted(scaling) == [1, 2]  # 1 is always measured, as the baseline
+    assert scaling[1].value == pytest.approx(100.0)
+    two = scaling[2]
+    assert two.value == pytest.approx(100 * two.params["throughput"] / (2 * two.params["throughput_1"]))
+    assert {r.params["world_size"] for r in records if r.metric == "step_time"} == {1, 2}  # every run's records kept
+    assert [p for p in tmp_path.iterdir() if p.name != "scaling.json"] == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--scaling", "1,x"], "--scaling 1,x"),
+    (["--scaling", "0,2"], "rank counts from 1"),
+    (["--scaling", "1,2", "--ranks", "2"], "drop --ranks"),
+])
+def test_bad_scaling_input_exit_2(args: list[str], fragment: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "train", "gpt", *args, "-o", str(tmp_path / "t.json"))
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1

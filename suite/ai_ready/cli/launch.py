@@ -32,15 +32,22 @@ def relaunch(ctx: click.Context, ranks: int, out: Path) -> None:
     if engine != "single":
         raise InputError(f"--ranks {ranks}: already running as one of {size} ranks under a launcher; "
                          "drop --ranks or the launcher")
+    argv = mpiexec_argv(ctx, ranks, out)
+    note(f"starting {ranks} ranks: {' '.join(argv[:3])} ...")
+    raise SystemExit(subprocess.run(argv, check=False).returncode)
+
+
+def mpiexec_argv(ctx: click.Context, ranks: int, out: Path, skip: tuple[str, ...] = ("ranks", "output")) -> list[str]:
+    """This command line again, under `mpiexec -n ranks`, writing to `out`, without the options in `skip`."""
     argv = [find_mpiexec(), "-n", str(ranks), sys.executable, "-m", "ai_ready"]
     root = ctx.find_root().params
     argv += ["--quiet"] if root.get("quiet") else []
     argv += ["--debug"] if root.get("debug") else []
     argv += ctx.command_path.split()[1:]
-    arguments = {p.name for p in ctx.command.params if isinstance(p, click.Argument)}
+    arguments = [p.name for p in ctx.command.params if isinstance(p, click.Argument)]
     argv += [str(ctx.params[name]) for name in arguments]
     for name, value in ctx.params.items():
-        if name in arguments or name in ("ranks", "output") or value is None or value is False:
+        if name in arguments or name in skip or value is None or value is False:
             continue
         flag = "--" + name.replace("_", "-")
         if name == "check":
@@ -49,9 +56,7 @@ def relaunch(ctx: click.Context, ranks: int, out: Path) -> None:
             argv.append(flag)
         else:
             argv += [flag, str(value)]
-    argv += ["-o", str(out)]
-    note(f"starting {ranks} ranks: {' '.join(argv[:3])} ...")
-    raise SystemExit(subprocess.run(argv, check=False).returncode)
+    return argv + ["-o", str(out)]
 
 
 def find_mpiexec() -> str:

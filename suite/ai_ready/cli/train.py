@@ -23,7 +23,7 @@ from ai_ready.errors import InputError
 from ai_ready.records import Record, new_meta
 from ai_ready.train import data, flops, models, presets
 from ai_ready.train.loop import train_steps
-from ai_ready.cli.launch import relaunch, setup_torch
+from ai_ready.cli.launch import mpiexec_argv, relaunch, setup_torch
 from ai_ready.measure.comm import SingleComm, launched_world_size
 from ai_ready.train.parallel import PARALLEL, wrap
 from ai_ready.train.run import RunSpec, aggregate_throughput, peak_memory_gb, records_for
@@ -41,6 +41,7 @@ LEARNING_RATE = {"gpt": 3e-3, "moe": 3e-3, "cnn": 1e-3}
 EXIT_FAILED = 1
 #: torch.distributed timeout for a training run's collectives, seconds.
 PG_TIMEOUT_S = 300.0
+MAX_SCALING_RANKS = 1024
 
 
 def _estimate_bytes(arch: str, cfg: Any, params: int, precision: str) -> int:
@@ -103,13 +104,15 @@ def _loss(arch: str):
               help="Data parallelism across ranks: DDP, or FSDP2 (fully_shard per block).")
 @click.option("--ranks", type=click.IntRange(min=1, max=1024), metavar="N",
               help="Start N local ranks through mpiexec (one node, convenience).")
+@click.option("--scaling", metavar="LIST",
+              help="Weak scaling: train at each rank count (e.g. 1,2,4) through mpiexec and record the efficiency.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Result file [default: reports/train-<time>.json].")
 @click.pass_context
 def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None,
           seq_len: int | None, vocab: int | None, experts: int | None, top_k: int | None, batch: int | None,
           steps: int, warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path,
-          parallel: str, ranks: int | None, seed: int, output: Path | None) -> None:
+          parallel: str, ranks: int | None, scaling: str | None, seed: int, output: Path | None) -> None:
     """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
     time breakdown (data, forward, backward, optimizer), loss curve and memory. Under mpiexec, srun,
     torchrun or --ranks N every rank trains its shard of the data (DDP or FSDP; --batch is per rank)."""
@@ -120,6 +123,9 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
     from ai_ready.bench.io.scratch import check_path
 
     root = check_path(data_dir)
+    if scaling is not None:
+        _scaling(ctx, _rank_counts(scaling, ranks), out, arch, preset, parallel)
+        return
     if ranks is not None:
         relaunch(ctx, ranks, out)
     environment = detect()
@@ -172,6 +178,67 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
         dist.destroy_process_group()
     if sink is not None:
         _summarise(sink.document.records, out)
+
+
+def _rank_counts(text: str, ranks: int | None) -> list[int]:
+    """`--scaling 1,2,4` -> [1, 2, 4]; 1 is always measured, as the baseline of the efficiency."""
+    if ranks is not None:
+        raise InputError("--scaling chooses the rank counts itself; drop --ranks")
+    engine, size = launched_world_size()
+    if engine != "single":
+        raise InputError(f"--scaling starts its own runs through mpiexec; it cannot run inside a launcher "
+                         f"(this is one of {size} ranks)")
+    try:
+        counts = sorted({int(t) for t in text.split(",") if t.strip()} | {1})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1 or counts[-1] > MAX_SCALING_RANKS:
+        raise InputError(f"--scaling {text}: accepted: rank counts from 1 to {MAX_SCALING_RANKS}, comma-separated, "
+                         "e.g. 1,2,4")
+    return counts
+
+
+def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset: str, parallel: str) -> None:
+    """Run the same training at each rank count, keep every run's records, add the efficiency records."""
+    import subprocess
+    import tempfile
+
+    from ai_ready.records import ResultDocument, load_results
+    from ai_ready.train.scaling import EFFICIENCY_FLAG_PCT, efficiency_records
+
+    import os
+
+    # every run gives each rank the same CPU threads (the cores shared by the largest run), so a rank
+    # is the same unit of work at every count; a user's OMP_NUM_THREADS wins
+    env = dict(os.environ)
+    threads = env.get("OMP_NUM_THREADS") or str(max(1, (psutil.cpu_count(logical=False) or 1) // counts[-1]))
+    env["OMP_NUM_THREADS"] = threads
+    runs: dict[int, tuple[list[Record], str | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="ai-ready-scaling-") as tmp:
+        for k in counts:
+            path = Path(tmp) / f"ranks-{k}.json"
+            note(f"scaling: training with {k} rank(s), {threads} CPU thread(s) each ...")
+            code = subprocess.run(mpiexec_argv(ctx, k, path, skip=("ranks", "output", "scaling")),
+                                  capture_output=True, text=True, env=env).returncode
+            records = load_results(path).records if path.exists() else []
+            runs[k] = (records, None if code == 0 else f"the {k}-rank run exited with code {code}")
+    base = {"arch": arch, "preset": preset, "parallel": parallel, "threads_per_rank": int(threads)}
+    document = ResultDocument(meta=new_meta(["ai-ready", *sys.argv[1:]], detect()))
+    for k in counts:
+        document.records.extend(runs[k][0])
+    scaling = efficiency_records(runs, base, f"{arch}-{preset}-scaling")
+    document.records.extend(scaling)
+    document.meta.update(status="complete", scaling=counts)
+    document.save(out)
+    rows = [(r.params["ranks"], f"{r.params['throughput']:.4g} {r.params['item']}/s" if r.status == "ok" else "",
+             f"{r.value:.1f}%" if r.status == "ok" else r.status,
+             ("below " + f"{EFFICIENCY_FLAG_PCT:.0f}%" if r.status == "ok" and r.value < EFFICIENCY_FLAG_PCT else "")
+             or (r.reason or "")) for r in scaling]
+    print_table(f"weak scaling: {arch}-{preset}, {parallel}, batch per rank fixed",
+                ["ranks", "total throughput", "efficiency", "notes"], rows)
+    note(f"results: {out}")
+    if any(r.status == "failed" for r in scaling):
+        raise SystemExit(EXIT_FAILED)
 
 
 def _analytic_flops(arch: str, cfg: Any) -> Any:

@@ -1614,18 +1614,43 @@ def build_train(data: ReportData) -> dict[str, Any] | None:
     entries = data.entries_for(TRAIN_BENCHMARK)
     if not entries:
         return None
-    runs: dict[tuple[int, str], list[Entry]] = {}
-    for entry in entries:
-        runs.setdefault((entry.document, _train_run_case(entry.record)), []).append(entry)
-    several_documents = len({document for document, _ in runs}) > 1
+    scaling = [e for e in entries if _train_is_scaling(e.record)]
+    runs = _train_runs([e for e in entries if not _train_is_scaling(e.record)])
+    several_documents = len({e.document for e in entries}) > 1
     blocks, extras = [], []
-    for (document, case), members in sorted(runs.items()):
+    for (document, case, _), members in sorted(runs.items(), key=lambda item: _train_run_sort(item[0])):
         block = _train_block(case, members, data.labels[document] if several_documents else "")
         extras += block.pop("extras")
         blocks.append(block)
     return {"blocks": blocks, "extras": [_other_row(e) for e in extras],
+            "scaling": _train_scaling_blocks(scaling, data.labels, several_documents),
+            "scaling_flag_pct": TRAIN_SCALING_FLAG_PCT,
             "references": _references(e.record for e in entries), "phases": list(TRAIN_PHASES.values()),
             "cv_threshold_pct": CV_WARN_THRESHOLD * 100, "share_gap_pct": TRAIN_SHARE_GAP_PCT}
+
+
+def _train_runs(entries: list[Entry]) -> dict[tuple[int, str, int | None], list[Entry]]:
+    """Records by run: document × case × world size, since a scaling sweep writes the same case at every rank
+    count. A record without a world size joins its case's run when the document holds only one."""
+    sizes: dict[tuple[int, str], set[int]] = {}
+    for entry in entries:
+        world = _int_param(_as_dict(entry.record.params), "world_size")
+        if world is not None:
+            sizes.setdefault((entry.document, _train_run_case(entry.record)), set()).add(world)
+    runs: dict[tuple[int, str, int | None], list[Entry]] = {}
+    for entry in entries:
+        case = _train_run_case(entry.record)
+        world = _int_param(_as_dict(entry.record.params), "world_size")
+        known = sizes.get((entry.document, case), set())
+        if world is None or len(known) <= 1:
+            world = min(known) if known else None
+        runs.setdefault((entry.document, case, world), []).append(entry)
+    return runs
+
+
+def _train_run_sort(key: tuple[int, str, int | None]) -> tuple[Any, ...]:
+    document, case, world = key
+    return (document, case, world is not None, world or 0)
 
 
 def _train_is_aggregate(record: Record) -> bool:
@@ -1896,6 +1921,104 @@ def _train_rank_rows(by_rank: dict[int, dict[str, list[Entry]]], aggregates: lis
         for row in timed:
             row["behind_pct"] = 100.0 * (row["step"]["value"] - fastest) / fastest if fastest > 0 else None
     return rows
+
+
+# Weak scaling: `ai-ready train --scaling 1,2,4` writes one "<arch>-<preset>-scaling" record per rank count.
+
+TRAIN_SCALING_METRIC = "scaling_efficiency"
+TRAIN_SCALING_SUFFIX = "-scaling"
+#: Below this efficiency a rank count is flagged (as `ai-ready train --scaling` does).
+TRAIN_SCALING_FLAG_PCT = 80.0
+
+
+def _train_is_scaling(record: Record) -> bool:
+    return record.metric == TRAIN_SCALING_METRIC or str(record.case).endswith(TRAIN_SCALING_SUFFIX)
+
+
+def _train_scaling_blocks(entries: list[Entry], labels: list[str], several_documents: bool) -> list[dict[str, Any]]:
+    """One block per document × model × parallelism: a row per rank count, the efficiency and the total
+    throughput against the rank count."""
+    groups: dict[tuple[int, str, str], list[Entry]] = {}
+    for entry in entries:
+        r = entry.record
+        p = _as_dict(r.params)
+        arch, preset = _text_param(p, "arch"), _text_param(p, "preset")
+        model = f"{arch}-{preset}" if arch and preset else str(r.case).removesuffix(TRAIN_SCALING_SUFFIX)
+        groups.setdefault((entry.document, model, _text_param(p, "parallel") or "none"), []).append(entry)
+    blocks = []
+    for (document, model, parallel), members in sorted(groups.items()):
+        source = labels[document] if several_documents else ""
+        rows = _train_scaling_rows(members)
+        item = next((row["item"] for row in rows if row["item"]), "")
+        unit = f"{item}/s" if item else "items/s"
+        blocks.append({"model": model, "parallel": parallel, "source": source, "unit": unit, "rows": rows,
+                       "cases": ", ".join(dict.fromkeys(str(e.record.case) for e in members)),
+                       "low": [row["ranks"] for row in rows if row["low"]],
+                       "charts": _train_scaling_charts(model, parallel, source, unit, rows)})
+    return blocks
+
+
+def _train_scaling_rows(entries: list[Entry]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in entries:
+        r = entry.record
+        p = _as_dict(r.params)
+        ranks = _int_param(p, "ranks") or _int_param(p, "world_size")
+        ok = r.status == "ok"
+        total = p.get("throughput") if ok and _finite(p.get("throughput")) else None
+        one = p.get("throughput_1") if _finite(p.get("throughput_1")) else None
+        efficiency = r.value if ok and _finite(r.value) else None
+        if ok and efficiency is None and total is not None and one and ranks:
+            efficiency = 100.0 * total / (ranks * one)
+        rows.append({"ranks": ranks, "ok": ok, "status": r.status,
+                     "reason": str(r.reason or "no reason recorded") if not ok else "",
+                     "total": total, "per_rank": total / ranks if total is not None and ranks else None,
+                     "one": one, "efficiency": efficiency,
+                     "low": efficiency is not None and efficiency < TRAIN_SCALING_FLAG_PCT,
+                     "item": _text_param(p, "item"), "where": entry.where,
+                     "warnings": [str(w) for w in r.warnings or []]})
+    rows.sort(key=lambda row: (row["ranks"] is None, row["ranks"] or 0))
+    return rows
+
+
+def _train_scaling_charts(model: str, parallel: str, source: str, unit: str,
+                          rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Efficiency (%) against ranks with the ideal 100% dashed, and total throughput against ranks beside the
+    ideal (k × the 1-rank throughput); rank counts on a log2 axis when they are all powers of two."""
+    ranked = [row for row in rows if row["ranks"]]
+    eff = [(float(row["ranks"]), float(row["efficiency"])) for row in ranked if row["efficiency"] is not None]
+    tput = [(float(row["ranks"]), float(row["total"])) for row in ranked if row["total"] is not None]
+    if not eff and not tput:
+        return []
+    counts = sorted({row["ranks"] for row in ranked})
+    log2 = len(counts) > 1 and all(k > 0 and k & (k - 1) == 0 for k in counts)
+    name = f"{model}, {parallel}" + (f", {source}" if source else "")
+    axis = dict(x_log2=log2, x_tick_format=(lambda v: f"{v:g}") if log2 else None, y_log=False)
+    out = []
+    if eff:
+        alt = (f"Line chart of the weak-scaling efficiency of {name} against the number of ranks "
+               f"({', '.join(f'{x:g} ranks {y:.0f}%' for x, y in eff)}); a dashed line marks the ideal 100%. "
+               "The table beside it holds the same figures.")
+        chart = charts.line_chart([charts.Line(label=name, points=eff, color_key=model)],
+                                  title="Weak-scaling efficiency (%)", xlabel="ranks",
+                                  ylabel="efficiency %", alt=alt, ceilings=[(100.0, "ideal")], **axis)
+        out.append({"chart": chart, "caption": "Efficiency against the number of ranks; the dashed line is the "
+                                               "ideal 100%."})
+    if tput:
+        lines = [charts.Line(label=f"measured, {name}", points=tput, color_key="measured")]
+        one = next((row["one"] for row in ranked if row["one"]), None)
+        if one:
+            lines.append(charts.Line(label="ideal: ranks × 1-rank throughput",
+                                     points=[(float(k), k * one) for k in counts], color_key="ideal", dashed=True))
+        alt = (f"Line chart of the total throughput of {name} in {unit} against the number of ranks "
+               f"({', '.join(f'{x:g} ranks {format_number(y)}' for x, y in tput)})"
+               + ("; a dashed line shows ideal scaling" if one else "") + ". The table beside it holds the same figures.")
+        chart = charts.line_chart(lines, title=f"Total throughput ({unit})", xlabel="ranks",
+                                  ylabel=f"total {unit}", alt=alt, **axis)
+        out.append({"chart": chart, "caption": "Total throughput against the number of ranks"
+                                               + ("; dashed: ideal scaling (ranks × the 1-rank throughput)."
+                                                  if one else ".")})
+    return out
 
 
 def _train_problem(entry: Entry, several: bool) -> dict[str, Any]:
