@@ -94,6 +94,11 @@ def test_ddp_and_fsdp_on_two_ranks_compute_the_same_training(tmp_path: Path) -> 
         assert loss[0].params["last_loss"] < loss[0].params["first_loss"]
         assert all(r.params["parallel"] == parallel and r.params["world_size"] == 2 for r in loss.values())
         losses[parallel] = loss[0].samples
+        exposed = [r for r in records if r.metric == "exposed_comm"]
+        assert {r.rank for r in exposed} == {0, 1}  # backward with minus without gradient sync
+        for r in exposed:
+            assert r.params["backward_synced_s"] > 0 and r.params["backward_local_s"] > 0
+            assert r.value == pytest.approx(r.params["backward_synced_s"] - r.params["backward_local_s"])
     # same data shards, same initial weights, same optimizer: DDP and FSDP take the same steps
     assert losses["ddp"] == pytest.approx(losses["fsdp"], rel=1e-4)
 
@@ -129,3 +134,22 @@ def test_bad_scaling_input_exit_2(args: list[str], fragment: str, tmp_path: Path
                                   capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = call(capsys, "train", "gpt", *args, "-o", str(tmp_path / "t.json"))
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_recompute_trains_identically_and_counts_the_extra_forward(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    runs = {}
+    for flag in ([], ["--recompute"]):
+        out = tmp_path / f"r{len(flag)}.json"
+        code, _, err = call(capsys, "train", "gpt", "--preset", "tiny", "--steps", "5", "--warmup-steps", "1",
+                            "--data-dir", str(tmp_path), *flag, "-o", str(out))
+        assert code == 0, err
+        runs[bool(flag)] = {r.metric: r for r in load_results(out).records if r.metric != "phase_time"}
+    plain, recomputed = runs[False], runs[True]
+    # recomputation changes memory and time, never the arithmetic of training
+    assert recomputed["loss"].samples == pytest.approx(plain["loss"].samples, rel=1e-5)
+    model, hardware = recomputed["model_flops"].params["model_flops_per_step"], \
+        recomputed["model_flops"].params["hardware_flops_per_step"]
+    assert recomputed["model_flops"].params["recompute"] is True
+    assert model < hardware < 1.5 * model  # one more forward of every block, not of the whole model
+    assert plain["model_flops"].params["hardware_flops_per_step"] == pytest.approx(model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from ai_ready.train import data, flops, models, presets
 from ai_ready.train.loop import train_steps
 from ai_ready.cli.launch import mpiexec_argv, relaunch, setup_torch
 from ai_ready.measure.comm import SingleComm, launched_world_size
-from ai_ready.train.parallel import PARALLEL, wrap
-from ai_ready.train.run import RunSpec, aggregate_throughput, peak_memory_gb, records_for
+from ai_ready.train.loop import backward_probe
+from ai_ready.train.parallel import PARALLEL, enable_recompute, gradient_sync, wrap
+from ai_ready.train.run import RunSpec, aggregate_throughput, exposed_comm_record, peak_memory_gb, records_for
 
 ARCHES = ("gpt", "moe", "cnn")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -42,6 +44,8 @@ EXIT_FAILED = 1
 #: torch.distributed timeout for a training run's collectives, seconds.
 PG_TIMEOUT_S = 300.0
 MAX_SCALING_RANKS = 1024
+#: Backward passes with and without gradient synchronisation, each, in the exposed-communication probe.
+PROBE_STEPS = 4
 
 
 def _estimate_bytes(arch: str, cfg: Any, params: int, precision: str) -> int:
@@ -104,6 +108,8 @@ def _loss(arch: str):
               help="Data parallelism across ranks: DDP, or FSDP2 (fully_shard per block).")
 @click.option("--ranks", type=click.IntRange(min=1, max=1024), metavar="N",
               help="Start N local ranks through mpiexec (one node, convenience).")
+@click.option("--recompute", is_flag=True,
+              help="Full activation recomputation: every block's forward runs again in backward (less memory).")
 @click.option("--scaling", metavar="LIST",
               help="Weak scaling: train at each rank count (e.g. 1,2,4) through mpiexec and record the efficiency.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -112,7 +118,8 @@ def _loss(arch: str):
 def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None,
           seq_len: int | None, vocab: int | None, experts: int | None, top_k: int | None, batch: int | None,
           steps: int, warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path,
-          parallel: str, ranks: int | None, scaling: str | None, seed: int, output: Path | None) -> None:
+          parallel: str, ranks: int | None, recompute: bool, scaling: str | None, seed: int,
+          output: Path | None) -> None:
     """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
     time breakdown (data, forward, backward, optimizer), loss curve and memory. Under mpiexec, srun,
     torchrun or --ranks N every rank trains its shard of the data (DDP or FSDP; --batch is per rank)."""
@@ -157,7 +164,14 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
     with finishing(sink), Scratch(root, tag=f"train-r{comm.rank}-") as scratch:
         dataset = _dataset(arch, cfg, scratch, (warmup_steps + steps) * comm.size, seed)
         loader = data.loader(dataset, cfg.batch, workers, seed, comm.rank, comm.size)
-        counted = _count(model, loader, loss_fn, torch_device)
+        probe_batch = next(iter(loader))  # one batch for both counts: each new iterator reshuffles
+        counted = _count(model, probe_batch, loss_fn, torch_device)
+        if recompute:
+            enable_recompute(model)
+            spec.recompute = True
+            spec.hardware_flops = _count_in_place(model, probe_batch, loss_fn, torch_device)
+        else:
+            spec.hardware_flops = counted
         model = wrap(model, parallel, torch_device, comm.size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE[arch])
         try:
@@ -167,6 +181,10 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
                              f"{str(exc).splitlines()[0]}; accepted: a smaller model or batch") from None
         records = records_for(spec, log, step_flops.total, counted, step_flops.params, ceiling, bench_ctx,
                               peak_memory_gb(torch_device))
+        if comm.size > 1:
+            probe = backward_probe(model, loader, loss_fn, PROBE_STEPS, torch_device,
+                                   lambda on: gradient_sync(model, on))
+            records.append(exposed_comm_record(spec, probe, statistics.median(log.total), bench_ctx))
         gathered = comm.gather((records, log.total))
         if sink is not None and gathered is not None:
             sink.add([r for rank_records, _ in gathered for r in rank_records])
@@ -245,12 +263,21 @@ def _analytic_flops(arch: str, cfg: Any) -> Any:
     return flops.cnn_step_flops(cfg, cfg.batch) if arch == "cnn" else flops.gpt_step_flops(cfg, cfg.batch)
 
 
-def _count(model: torch.nn.Module, loader: Any, loss_fn: Any, device: str) -> float:
+def _count(model: torch.nn.Module, batch: Any, loss_fn: Any, device: str) -> float:
     """FlopCounterMode on one forward+backward of a copy, so the trained model is untouched (attention
     through SDPA's math path, whose matmuls the counter sees; see ai_ready.train.flops)."""
-    inputs, targets = next(iter(loader))
+    inputs, targets = batch
     targets = targets.to(device)
     return float(flops.flop_counter_flops(copy.deepcopy(model), inputs.to(device), lambda out: loss_fn(out, targets)))
+
+
+def _count_in_place(model: torch.nn.Module, batch: Any, loss_fn: Any, device: str) -> float:
+    """FLOPs of one forward+backward of `model` itself (recomputation included), gradients cleared after."""
+    inputs, targets = batch
+    targets = targets.to(device)
+    counted = float(flops.flop_counter_flops(model, inputs.to(device), lambda out: loss_fn(out, targets)))
+    model.zero_grad(set_to_none=True)
+    return counted
 
 
 def _summarise(all_records: list[Record], out: Path) -> None:
@@ -273,6 +300,10 @@ def _summarise(all_records: list[Record], out: Path) -> None:
         elif metric == "loss":
             extra = f"first {r.params['first_loss']:.4g} -> last {r.params['last_loss']:.4g}"
         rows.append((metric, value, r.unit, extra))
+    for r in records:
+        if r.metric == "exposed_comm":
+            rows.append(("exposed communication", f"{r.value:.4g}", "s",
+                         f"{r.params['share_of_step']:.1%} of the step (backward synced minus not synced)"))
     for r in all_records:
         if r.params.get("aggregate"):
             rows.append((f"throughput, {r.params['ranks']} ranks", f"{r.value:.4g}", r.unit,

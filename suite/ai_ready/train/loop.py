@@ -91,3 +91,29 @@ def train_steps(model: torch.nn.Module, loader: Any, loss_fn: Callable[[Any, Any
         log.total.append(t4 - t0)
         log.loss.append(value)
     return log
+
+
+def backward_probe(model: torch.nn.Module, loader: Any, loss_fn: Callable[[Any, Any], torch.Tensor],
+                   steps: int, device: str, sync_context: Callable[[bool], Any],
+                   clock: Callable[[], float] = time.perf_counter) -> dict[bool, list[float]]:
+    """Backward seconds with and without gradient synchronisation across ranks, in alternating steps.
+
+    The difference is the communication backward could not hide behind computation (the exposed
+    share). No optimizer step is taken, and gradients are cleared after each probe step.
+    """
+    sync: Callable[[], None] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    batches = _batches(loader)
+    out: dict[bool, list[float]] = {True: [], False: []}
+    for step in range(2 * steps):
+        synced = step % 2 == 0
+        inputs, targets = next(batches)
+        inputs, targets = inputs.to(device), targets.to(device)
+        with sync_context(synced):
+            loss = loss_fn(model(inputs), targets)
+            sync()
+            t0 = clock()
+            loss.backward()
+            sync()
+            out[synced].append(clock() - t0)
+        model.zero_grad(set_to_none=True)
+    return out

@@ -41,3 +41,44 @@ def wrap(model: torch.nn.Module, parallel: str, device: str, world: int) -> torc
         fully_shard(unit)
     fully_shard(model)
     return model
+
+
+def enable_recompute(model: torch.nn.Module) -> int:
+    """Full activation recomputation: every block's forward runs again in backward instead of keeping
+    its activations (torch.utils.checkpoint, non-reentrant). Returns how many blocks were wrapped."""
+    from torch.utils.checkpoint import checkpoint
+
+    units = shard_units(model)
+    for unit in units:
+        original = unit.forward
+
+        def forward(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            return checkpoint(_original, *args, use_reentrant=False, **kwargs)
+
+        unit.forward = forward  # type: ignore[method-assign]
+    return len(units)
+
+
+def gradient_sync(model: torch.nn.Module, enabled: bool) -> Any:
+    """A context in which backward does (or does not) reduce gradients across ranks: DDP's no_sync,
+    FSDP2's set_requires_gradient_sync. Used by the exposed-communication probe."""
+    import contextlib
+
+    if enabled:
+        return contextlib.nullcontext()
+    no_sync = getattr(model, "no_sync", None)
+    if no_sync is not None:
+        return no_sync()
+    setter = getattr(model, "set_requires_gradient_sync", None)
+    if setter is None:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def paused() -> Any:
+        setter(False)
+        try:
+            yield
+        finally:
+            setter(True)
+
+    return paused()

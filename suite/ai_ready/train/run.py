@@ -43,11 +43,15 @@ class RunSpec:
     item_name: str  # "tokens" or "samples"
     parallel: str = "none"
     world_size: int = 1
+    recompute: bool = False
+    #: FLOPs the hardware executes per step (with recomputation: one more forward of every block).
+    hardware_flops: float | None = None
 
     def params(self) -> dict[str, Any]:
         return {"arch": self.arch, "preset": self.preset, **self.settings, "batch": self.batch, "steps": self.steps,
                 "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers,
-                "parallel": self.parallel, "world_size": self.world_size}
+                "parallel": self.parallel, "world_size": self.world_size, "recompute": self.recompute,
+                "hardware_flops_per_step": self.hardware_flops}
 
 
 def flops_check(analytic: float, counted: float) -> dict[str, Any]:
@@ -118,3 +122,16 @@ def aggregate_throughput(spec: RunSpec, step_times: list[list[float]], ctx: Benc
                   slowest_rank=int(min(range(ranks), key=per_rank.__getitem__)))
     return Record.from_samples(samples, benchmark=BENCHMARK, case=f"{spec.arch}-{spec.preset}-aggregate",
                                params=params, metric="throughput", unit=f"{spec.item_name}/s", **ctx.record_fields())
+
+
+def exposed_comm_record(spec: RunSpec, probe: dict[bool, list[float]], step_time_s: float,
+                        ctx: BenchContext) -> Record:
+    """Backward with gradient sync minus backward without it, as seconds and as a share of the step."""
+    synced, local = statistics.median(probe[True]), statistics.median(probe[False])
+    exposed = synced - local
+    params = dict(spec.params(), backward_synced_s=synced, backward_local_s=local, share_of_step=exposed / step_time_s,
+                  probe_steps=len(probe[True]))
+    return Record(benchmark=BENCHMARK, case=f"{spec.arch}-{spec.preset}", params=params, metric="exposed_comm",
+                  unit="s", value=exposed,
+                  warnings=[] if exposed >= 0 else [f"exposed communication measured as {exposed:.3g} s: below the "
+                                                    "probe's noise; treat it as none"], **ctx.record_fields())
