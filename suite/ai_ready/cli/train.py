@@ -108,6 +108,8 @@ def _loss(arch: str):
               help="Data parallelism across ranks: DDP, or FSDP2 (fully_shard per block).")
 @click.option("--ranks", type=click.IntRange(min=1, max=1024), metavar="N",
               help="Start N local ranks through mpiexec (one node, convenience).")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="torch.compile the model; the first (warm-up) step compiles and is reported apart.")
 @click.option("--recompute", is_flag=True,
               help="Full activation recomputation: every block's forward runs again in backward (less memory).")
 @click.option("--scaling", metavar="LIST",
@@ -118,14 +120,16 @@ def _loss(arch: str):
 def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None,
           seq_len: int | None, vocab: int | None, experts: int | None, top_k: int | None, batch: int | None,
           steps: int, warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path,
-          parallel: str, ranks: int | None, recompute: bool, scaling: str | None, seed: int,
-          output: Path | None) -> None:
+          parallel: str, ranks: int | None, compile_model: bool, recompute: bool, scaling: str | None,
+          seed: int, output: Path | None) -> None:
     """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
     time breakdown (data, forward, backward, optimizer), loss curve and memory. Under mpiexec, srun,
     torchrun or --ranks N every rank trains its shard of the data (DDP or FSDP; --batch is per rank)."""
     overrides = {k: v for k, v in dict(layers=layers, hidden=hidden, heads=heads, seq_len=seq_len, vocab=vocab,
                                        experts=experts, top_k=top_k, batch=batch).items() if v is not None}
     cfg = presets.resolve(arch, preset, overrides)
+    if compile_model and warmup_steps < 1:
+        raise InputError("--compile needs at least one --warmup-steps: the first step compiles and is not timed")
     out = output_path(output, f"train-{arch}")
     from ai_ready.bench.io.scratch import check_path
 
@@ -173,6 +177,9 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
         else:
             spec.hardware_flops = counted
         model = wrap(model, parallel, torch_device, comm.size)
+        if compile_model:
+            model = torch.compile(model)
+            spec.compile = True
         optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE[arch])
         try:
             log = train_steps(model, loader, loss_fn, optimizer, steps, warmup_steps, torch_device, precision)

@@ -29,6 +29,8 @@ class StepLog:
     total: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     warmup_loss: list[float] = field(default_factory=list)
+    #: Seconds of each warm-up step (the first includes compilation with --compile).
+    warmup_total: list[float] = field(default_factory=list)
 
 
 def _batches(loader: Any) -> Iterator[Any]:
@@ -85,6 +87,7 @@ def train_steps(model: torch.nn.Module, loader: Any, loss_fn: Callable[[Any, Any
             raise FloatingPointError(f"the loss became {value} at step {step}: the run diverged")
         if step < warmup_steps:
             log.warmup_loss.append(value)
+            log.warmup_total.append(t4 - t0)
             continue
         for name, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             log.phases[name].append(seconds)

@@ -44,6 +44,7 @@ class RunSpec:
     parallel: str = "none"
     world_size: int = 1
     recompute: bool = False
+    compile: bool = False
     #: FLOPs the hardware executes per step (with recomputation: one more forward of every block).
     hardware_flops: float | None = None
 
@@ -51,6 +52,7 @@ class RunSpec:
         return {"arch": self.arch, "preset": self.preset, **self.settings, "batch": self.batch, "steps": self.steps,
                 "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers,
                 "parallel": self.parallel, "world_size": self.world_size, "recompute": self.recompute,
+                "compile": self.compile,
                 "hardware_flops_per_step": self.hardware_flops}
 
 
@@ -75,7 +77,8 @@ def records_for(spec: RunSpec, log: StepLog, step_flops: float, counted_flops: f
     items = spec.batch * spec.items_per_sample
     check = flops_check(step_flops, counted_flops)
     timing = {"clock": "host" if not ctx.is_cuda else "host, device synchronised at each phase boundary",
-              "warmup_steps": spec.warmup_steps, "samples_s": list(log.total), "cache": "warm (steady-state steps)"}
+              "warmup_steps": spec.warmup_steps, "warmup_s": list(log.warmup_total), "samples_s": list(log.total),
+              "cache": "warm (steady-state steps)"}
     records = [
         Record.from_samples(log.total, params=dict(base), metric="step_time", unit="s", timing=timing, **fields),
         Record.from_samples([items / t for t in log.total], warn_noise=False, params=dict(base, item=spec.item_name),
