@@ -195,6 +195,46 @@ def test_unknown_train_metric_is_listed_not_dropped():
     assert "Other training records" in text and "grad_norm" in text
 
 
+def exposed(rank: int, synced: float, local: float, step: float = 8.0, **params) -> Record:
+    """The exposed-communication record `ai-ready train` writes on each of several ranks."""
+    return rec("exposed_comm", "s", synced - local, rank, dict(params, backward_synced_s=synced, backward_local_s=local,
+                                                             share_of_step=(synced - local) / step, probe_steps=4),
+               stats=None)
+
+
+def test_exposed_communication_row_per_run_and_per_rank():
+    params = {"parallel": "ddp", "world_size": 2}
+    records = two_ranks() + [exposed(0, 4.4, 4.0, **params), exposed(1, 4.3, 4.2, **params)]
+    text = section(build_report([document(records)]))
+    row = re.search(r'<tr class="train-exposed">.*?</tr>', text, flags=re.S).group(0)
+    assert "400 ms" in row and "5.0% of the step" in row and "4,400 ms" in row and "4,000 ms" in row
+    assert "4 probe steps" in row and "below the probe" not in row
+    ranks = re.search(r'<table class="data train train-ranks">.*?</table>', text, flags=re.S).group(0)
+    assert "Exposed comm ms" in ranks and "100" in ranks and "1.2% of the step" in ranks
+    assert "Other training records" not in text  # shown in the block, not as an unknown metric
+
+
+def test_negative_exposed_communication_is_called_noise():
+    text = section(build_report([document(run() + [exposed(0, 3.9, 4.0)])]))
+    row = re.search(r'<tr class="train-exposed">.*?</tr>', text, flags=re.S).group(0)
+    assert "below the probe&#39;s noise" in row or "below the probe's noise" in row
+
+
+def test_recompute_shows_hardware_flops_and_options_and_expert_split():
+    params = {"recompute": True, "hardware_flops_per_step": 1.3 * FLOPS, "arch": "moe", "expert_parallel": 2,
+              "parallel": "fsdp", "world_size": 2}
+    text = section(build_report([document(run(**params))]))
+    flops = re.search(r'<tr class="train-flops">.*?</tr>', text, flags=re.S).group(0)
+    assert "hardware FLOPs per step with recomputation 5,200,000,000,000,000" in flops and "1.30 × the model FLOPs" in flops
+    assert "full activation recomputation" in text and "experts split over 2 ranks" in text
+    assert "hardware_flops_per_step" not in text  # a run setting, not a model shape
+
+
+def test_without_recompute_no_hardware_flops_line():
+    text = section(build_report([document(run(hardware_flops_per_step=FLOPS, recompute=False))]))
+    assert "hardware FLOPs" not in text and "<th>Options</th><td>none</td>" in text
+
+
 def scaling_sweep(fail: int | None = None, efficiencies: dict | None = None) -> list[Record]:
     """A weak-scaling sweep at 1, 2 and 4 ranks as `ai-ready train --scaling 1,2,4` writes it: every run's
     own records (the same case, world_size = k, an aggregate for k > 1) and one scaling record per rank count."""

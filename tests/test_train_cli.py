@@ -104,6 +104,27 @@ def test_ddp_and_fsdp_on_two_ranks_compute_the_same_training(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(__import__("conftest").mpiexec() is None, reason="no mpiexec: install the [test] extra")
+def test_moe_splits_experts_over_two_ranks_with_ddp_and_fsdp(tmp_path: Path) -> None:
+    losses = {}
+    for parallel in ("ddp", "fsdp"):
+        records = _two_rank_run(tmp_path, "moe", parallel)
+        loss = {r.rank: r for r in records if r.metric == "loss"}
+        assert all(r.params["expert_parallel"] == 2 for r in loss.values())
+        assert loss[0].params["last_loss"] < loss[0].params["first_loss"]
+        [flops] = [r for r in records if r.metric == "model_flops" and r.rank == 0]
+        assert flops.status == "ok"  # the ranks' mean FlopCounterMode count against the per-rank formula
+        losses[parallel] = loss[0].samples
+    assert losses["ddp"] == pytest.approx(losses["fsdp"], rel=1e-4)
+
+
+def test_moe_experts_must_divide_over_the_ranks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "train", "moe", "--ranks", "3", "-o", str(tmp_path / "t.json"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "experts (4) must be a multiple of the ranks (3)" in lines[0], err
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.skipif(__import__("conftest").mpiexec() is None, reason="no mpiexec: install the [test] extra")
 def test_weak_scaling_run_records_efficiency(tmp_path: Path) -> None:
     import subprocess
     import sys

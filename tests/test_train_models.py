@@ -237,24 +237,81 @@ def _ep_worker(rank: int, init_file: str, errors) -> None:
             got = expert.up.weight.grad
             torch.testing.assert_close(torch.zeros_like(expert.up.weight) if got is None else got,
                                        summed[parallel.first_expert + i])
+        dist.barrier()  # no rank tears its connections down while a peer still reads from them
         dist.destroy_process_group()
     except BaseException as exc:  # report to the parent, which asserts
         errors.put(f"rank {rank}: {exc!r}")
         raise
 
 
-def test_moe_expert_parallel_matches_local(tmp_path, monkeypatch) -> None:
+def _spawn(worker, tmp_path, monkeypatch, *args) -> None:
+    """Run ``worker(rank, rendezvous_file, errors, *args)`` on EP_RANKS gloo processes; fail with their errors."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "suite"), str(REPO / "tests"),
                                                       os.environ.get("PYTHONPATH", "")]))
     errors = mp.get_context("spawn").SimpleQueue()
     problems = []
     try:
-        mp.spawn(_ep_worker, args=(str(tmp_path / "rendezvous"), errors), nprocs=EP_RANKS)
+        mp.spawn(worker, args=(str(tmp_path / "rendezvous"), errors, *args), nprocs=EP_RANKS)
     except Exception as exc:  # the ranks' own messages, read below, say more
         problems.append(repr(exc))
     while not errors.empty():
         problems.append(errors.get())
     assert not problems, problems
+
+
+def test_moe_expert_parallel_matches_local(tmp_path, monkeypatch) -> None:
+    _spawn(_ep_worker, tmp_path, monkeypatch)
+
+
+def _ep_training_worker(rank: int, init_file: str, errors, parallel: str) -> None:
+    """One SGD step of an expert-parallel GPT wrapped for data parallelism (each rank its own batch)
+    against the all-local GPT on both ranks' batches together: the same updated weights."""
+    try:
+        from ai_ready.train.parallel import wrap
+
+        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=EP_RANKS)
+        cfg = dataclasses.replace(PRESETS["moe"]["tiny"], batch=4)
+        torch.manual_seed(3)
+        full = GPT(cfg)
+        torch.manual_seed(3)
+        inner = GPT(cfg, ep_group=dist.group.WORLD)
+        local = cfg.experts // EP_RANKS
+        for name, param in inner.named_parameters():  # the initialisation does not depend on the split
+            torch.testing.assert_close(param, full.get_parameter(_global_name(name, rank * local)))
+        batches = [torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq_len + 1),
+                                 generator=torch.Generator().manual_seed(10 + r)) for r in range(EP_RANKS)]
+        before = {name: param.detach().clone() for name, param in inner.named_parameters()}
+        model = wrap(inner, parallel, "cpu", EP_RANKS)
+        for net, batch in ((full, torch.cat(batches)), (model, batches[rank])):
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+            _lm_loss(batch[:, 1:])(net(batch[:, :-1])).backward()
+            optimizer.step()
+        moved = False
+        for name, param in inner.named_parameters():
+            value = param.full_tensor() if hasattr(param, "full_tensor") else param.detach()
+            expected = full.get_parameter(_global_name(name, rank * local)).detach()
+            torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+            moved = moved or ("experts" in name and not torch.equal(value, before[name]))
+        assert moved, "no expert weight changed: the step trained nothing"
+        dist.barrier()  # no rank tears its connections down while a peer still reads from them
+        dist.destroy_process_group()
+    except BaseException as exc:  # report to the parent, which asserts
+        errors.put(f"rank {rank}: {exc!r}")
+        raise
+
+
+def _global_name(name: str, first_expert: int) -> str:
+    """blocks.0.mlp.experts.1.up.weight on a rank whose first expert is 2 -> blocks.0.mlp.experts.3.up.weight"""
+    parts = name.split(".")
+    if "experts" in parts:
+        i = parts.index("experts") + 1
+        parts[i] = str(first_expert + int(parts[i]))
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_expert_parallel_training_step_equals_all_local_step(parallel: str, tmp_path, monkeypatch) -> None:
+    _spawn(_ep_training_worker, tmp_path, monkeypatch, parallel)
 
 
 def test_expert_parallel_needs_divisible_experts(monkeypatch) -> None:

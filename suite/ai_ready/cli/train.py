@@ -67,8 +67,26 @@ def _check_memory(estimate: int, device: str) -> None:
                          "--batch, --seq-len or --layers")
 
 
-def _model(arch: str, cfg: Any) -> torch.nn.Module:
-    return models.ResNet(cfg) if arch == "cnn" else models.GPT(cfg)
+def _model(arch: str, cfg: Any, ep_group: Any = None) -> torch.nn.Module:
+    return models.ResNet(cfg) if arch == "cnn" else models.GPT(cfg, ep_group)
+
+
+def _expert_parallel_size(arch: str, cfg: Any, enabled: bool, world: int) -> int:
+    """Ranks the experts are split over: all of them for moe on several ranks, unless turned off."""
+    if arch != "moe" or not enabled or world == 1:
+        return 1
+    if cfg.experts % world:
+        raise InputError(f"moe: experts ({cfg.experts}) must be a multiple of the ranks ({world}) to split them "
+                         f"over the ranks; accepted: --experts a multiple of {world}, other --ranks, or "
+                         "--no-expert-parallel (every expert on every rank)")
+    return world
+
+
+def _params_per_rank(arch: str, cfg: Any, params: int, ep: int) -> int:
+    """Parameters one rank holds: with expert parallelism only 1/ep of the experts."""
+    if ep == 1:
+        return params
+    return params - cfg.layers * cfg.experts * flops.mlp_params(cfg) * (ep - 1) // ep
 
 
 def _dataset(arch: str, cfg: Any, scratch: Scratch, steps: int, seed: int) -> Any:
@@ -112,6 +130,9 @@ def _loss(arch: str):
               help="torch.compile the model; the first (warm-up) step compiles and is reported apart.")
 @click.option("--recompute", is_flag=True,
               help="Full activation recomputation: every block's forward runs again in backward (less memory).")
+@click.option("--expert-parallel/--no-expert-parallel", default=True, show_default=True,
+              help="moe on several ranks: split the experts over the ranks (tokens travel by all-to-all), "
+                   "or keep every expert on every rank.")
 @click.option("--scaling", metavar="LIST",
               help="Weak scaling: train at each rank count (e.g. 1,2,4) through mpiexec and record the efficiency.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -120,8 +141,8 @@ def _loss(arch: str):
 def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden: int | None, heads: int | None,
           seq_len: int | None, vocab: int | None, experts: int | None, top_k: int | None, batch: int | None,
           steps: int, warmup_steps: int, precision: str, workers: int, device: str, data_dir: Path,
-          parallel: str, ranks: int | None, compile_model: bool, recompute: bool, scaling: str | None,
-          seed: int, output: Path | None) -> None:
+          parallel: str, ranks: int | None, compile_model: bool, recompute: bool, expert_parallel: bool,
+          scaling: str | None, seed: int, output: Path | None) -> None:
     """Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU,
     time breakdown (data, forward, backward, optimizer), loss curve and memory. Under mpiexec, srun,
     torchrun or --ranks N every rank trains its shard of the data (DDP or FSDP; --batch is per rank)."""
@@ -138,18 +159,27 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
         _scaling(ctx, _rank_counts(scaling, ranks), out, arch, preset, parallel)
         return
     if ranks is not None:
+        _expert_parallel_size(arch, cfg, expert_parallel, ranks)  # before starting ranks that would all fail
         relaunch(ctx, ranks, out)
     environment = detect()
     torch_device = resolve_device(device, int(environment["launcher"]["local_rank"]))
     if torch_device.startswith("cuda"):
         torch.cuda.set_device(torch.device(torch_device))
     step_flops = _analytic_flops(arch, cfg)
-    _check_memory(_estimate_bytes(arch, cfg, step_flops.params, precision), torch_device)
     _, announced = launched_world_size()
+    ep = _expert_parallel_size(arch, cfg, expert_parallel, announced)
+    _check_memory(_estimate_bytes(arch, cfg, _params_per_rank(arch, cfg, step_flops.params, ep), precision),
+                  torch_device)
     comm = setup_torch("nccl" if torch_device.startswith("cuda") else "gloo", PG_TIMEOUT_S) if announced > 1 \
         else SingleComm()
     torch.manual_seed(seed)
-    model = _model(arch, cfg).to(torch_device)
+    if ep > 1:
+        import torch.distributed as dist
+
+        ep_group = dist.group.WORLD
+    else:
+        ep_group = None
+    model = _model(arch, cfg, ep_group).to(torch_device)
     bench_ctx = BenchContext(device=torch_device, device_name=_device_name(torch_device, environment), comm=comm,
                              environment=environment, seed=seed)
     from ai_ready.catalog import load_catalog
@@ -160,7 +190,7 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
                    warmup_steps=warmup_steps, precision=precision, workers=workers,
                    items_per_sample=1 if arch == "cnn" else cfg.seq_len,
                    item_name="samples" if arch == "cnn" else "tokens",
-                   parallel=parallel if comm.size > 1 else "none", world_size=comm.size)
+                   parallel=parallel if comm.size > 1 else "none", world_size=comm.size, expert_parallel=ep)
     meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
     meta["world_size"] = comm.size
     sink = ResultSink(out, meta) if comm.rank == 0 else None
@@ -169,11 +199,13 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
         dataset = _dataset(arch, cfg, scratch, (warmup_steps + steps) * comm.size, seed)
         loader = data.loader(dataset, cfg.batch, workers, seed, comm.rank, comm.size)
         probe_batch = next(iter(loader))  # one batch for both counts: each new iterator reshuffles
-        counted = _count(model, probe_batch, loss_fn, torch_device)
+        counted = _count_expert_parallel(model, probe_batch, loss_fn, torch_device, ep) if ep > 1 else \
+            _count(model, probe_batch, loss_fn, torch_device)
         if recompute:
             enable_recompute(model)
             spec.recompute = True
-            spec.hardware_flops = _count_in_place(model, probe_batch, loss_fn, torch_device)
+            spec.hardware_flops = _count_expert_parallel(model, probe_batch, loss_fn, torch_device, ep) if ep > 1 \
+                else _count_in_place(model, probe_batch, loss_fn, torch_device)
         else:
             spec.hardware_flops = counted
         model = wrap(model, parallel, torch_device, comm.size)
@@ -276,6 +308,18 @@ def _count(model: torch.nn.Module, batch: Any, loss_fn: Any, device: str) -> flo
     inputs, targets = batch
     targets = targets.to(device)
     return float(flops.flop_counter_flops(copy.deepcopy(model), inputs.to(device), lambda out: loss_fn(out, targets)))
+
+
+def _count_expert_parallel(model: torch.nn.Module, batch: Any, loss_fn: Any, device: str, ep: int) -> float:
+    """FlopCounterMode with experts split over ranks: a rank's experts compute the tokens routed to them
+    from every rank, so one rank's count depends on the routing; the mean over ranks is one rank's share
+    of the model's FLOPs, which the analytic per-rank figure describes. Counted on the model itself (the
+    all-to-all needs every rank's copy to be the one in the process group); gradients cleared after."""
+    import torch.distributed as dist
+
+    total = torch.tensor([_count_in_place(model, batch, loss_fn, device)], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return float(total.item()) / ep
 
 
 def _count_in_place(model: torch.nn.Module, batch: Any, loss_fn: Any, device: str) -> float:

@@ -1596,14 +1596,15 @@ TRAIN_PHASES = {"data": "data wait", "forward": "forward (with the loss)", "back
                 "optimizer": "optimizer step"}
 #: The metrics a run's block shows; an ok record of another metric is listed under "Other training records".
 TRAIN_METRICS = ("step_time", "throughput", "model_tflops", "mfu", "phase_time", "model_flops", "loss",
-                 "peak_memory")
+                 "peak_memory", "exposed_comm")
 #: The phases' median shares need not add to exactly 100% (medians do not add); beyond this gap it is said.
 TRAIN_SHARE_GAP_PCT = 5.0
 #: params that describe the run or one record rather than the model, left out of the model line.
 TRAIN_RUN_PARAMS = ("arch", "preset", "batch", "steps", "warmup_steps", "precision", "workers", "parallel",
                     "world_size", "parameters", "model_flops_per_step", "item", "phase", "share_of_step",
                     "flop_counter", "analytic", "first_loss", "last_loss", "aggregate", "ranks", "per_rank",
-                    "slowest_rank")
+                    "slowest_rank", "recompute", "compile", "expert_parallel", "hardware_flops_per_step",
+                    "backward_synced_s", "backward_local_s", "probe_steps")
 MS_PER_S = 1000.0
 
 
@@ -1710,6 +1711,10 @@ def _train_run(params: dict[str, Any], ranks: list[int], world: int | None) -> d
     parameters = _int_param(params, "parameters")
     parallel = _text_param(params, "parallel") or "none"
     n = world if world is not None else max(len(ranks), 1)
+    ep = _int_param(params, "expert_parallel")
+    options = [text for flag, text in (("recompute", "full activation recomputation"),
+                                       ("compile", "torch.compile (first warm-up step compiles)"))
+               if params.get(flag) is True]
     batch = _int_param(params, "batch")
     seq = _int_param(params, "seq_len")
     item = _text_param(params, "item")
@@ -1722,7 +1727,9 @@ def _train_run(params: dict[str, Any], ranks: list[int], world: int | None) -> d
         "precision": _text_param(params, "precision") or MISSING,
         "parallel": parallel, "ranks": n,
         "parallel_text": (f"{parallel} × {n} ranks" if n > 1 else
-                          "single process" if parallel == "none" else f"{parallel} × 1 rank"),
+                          "single process" if parallel == "none" else f"{parallel} × 1 rank")
+                         + (f", experts split over {ep} ranks (all-to-all)" if ep and ep > 1 else ""),
+        "options": ", ".join(options) or "none",
         "batch": batch if batch is not None else MISSING, "per_step": per_step, "item": item,
         "steps": _int_param(params, "steps"), "warmup": _int_param(params, "warmup_steps"),
         "workers": _int_param(params, "workers"),
@@ -1770,6 +1777,7 @@ def _train_figures(main: dict[str, list[Entry]]) -> dict[str, Any]:
     flops = _train_fig(main.get("model_flops", []))
     loss = _train_fig(main.get("loss", []))
     memory = _train_fig(main.get("peak_memory", []))
+    exposed = _train_exposed(main.get("exposed_comm", []))
     precision = _text_param((tflops or flops or step or {}).get("params", {}), "precision") or "this precision"
     device = next((f["device"] for f in (tflops, step, throughput) if f and f["device"]), "") or "this device"
     no_peak = ""
@@ -1779,7 +1787,7 @@ def _train_figures(main: dict[str, list[Entry]]) -> dict[str, Any]:
     return {
         "step": step, "throughput": throughput, "tflops": tflops, "no_peak": no_peak,
         "mfu": mfu, "mfu_missing": "" if mfu else (no_peak or f"no dense peak known for {device} at {precision}"),
-        "flops": _train_flops(flops), "loss": _train_loss(loss), "memory": memory,
+        "flops": _train_flops(flops), "loss": _train_loss(loss), "memory": memory, "exposed": exposed,
         "memory_kind": _memory_kind(step),
         "peak": _train_peak(tflops, mfu),
     }
@@ -1813,11 +1821,30 @@ def _train_flops(fig: dict[str, Any] | None) -> dict[str, Any] | None:
         analytic / counted if _finite(analytic) and _finite(counted) and counted else None)
     tolerance = check["tolerance"] if check and _finite(check["tolerance"]) else None
     value = fig["value"] if fig["ok"] else (analytic if _finite(analytic) else None)
+    hardware = p.get("hardware_flops_per_step")
+    recompute = p.get("recompute") is True and _finite(hardware)
     return {**fig, "value": value, "analytic": analytic if _finite(analytic) else None,
+            "hardware": hardware if recompute else None,
+            "hardware_ratio": hardware / counted if recompute and _finite(counted) and counted else None,
             "counted": counted if _finite(counted) else None, "ratio": ratio,
             "tolerance_pct": tolerance * 100 if tolerance is not None else None,
             "passed": bool(check and check["passed"]) and fig["ok"],
             "reference": check["reference"] if check else ""}
+
+
+def _train_exposed(entries: list[Entry]) -> dict[str, Any] | None:
+    """Communication backward could not hide: backward with gradient sync minus without, in ms and as a share
+    of the step; a negative difference is below the probe's noise and said so."""
+    fig = _train_fig(entries, MS_PER_S)
+    if fig is None:
+        return None
+    p = fig["params"]
+    share, synced, local = p.get("share_of_step"), p.get("backward_synced_s"), p.get("backward_local_s")
+    return {**fig, "share_pct": share * 100 if _finite(share) else None,
+            "synced_ms": synced * MS_PER_S if _finite(synced) else None,
+            "local_ms": local * MS_PER_S if _finite(local) else None,
+            "probe_steps": _int_param(p, "probe_steps"),
+            "below_noise": fig["ok"] and fig["value"] is not None and fig["value"] < 0}
 
 
 def _train_loss(fig: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -1906,6 +1933,7 @@ def _train_rank_rows(by_rank: dict[int, dict[str, list[Entry]]], aggregates: lis
                      "throughput": _train_fig(metrics.get("throughput", [])),
                      "mfu": _train_fig(metrics.get("mfu", [])),
                      "memory": _train_fig(metrics.get("peak_memory", [])),
+                     "exposed": _train_exposed(metrics.get("exposed_comm", [])),
                      "loss": loss, "slowest": False, "behind_pct": None})
     slowest = None
     if aggregates:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
+import torch.distributed._functional_collectives as funcol
 import torch.nn.functional as F
 from torch import nn
 
@@ -34,6 +34,7 @@ GELU_MLP_RATIO = 4
 SWIGLU_RATIO = 8 / 3
 SWIGLU_MULTIPLE = 64
 INIT_STD = 0.02  # GPT-2 initialisation of linear and embedding weights
+EXPERT_SEED_STRIDE = 1_000_003  # keys (seed, layer, expert) into distinct per-expert streams
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -97,9 +98,9 @@ class GPTConfig:
         return self
 
 
-def _init_weights(module: nn.Module) -> None:
+def _init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
     if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, std=INIT_STD)
+        nn.init.normal_(module.weight, std=INIT_STD, generator=generator)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
 
@@ -195,16 +196,14 @@ class MoE(nn.Module):
         recv_counts = torch.empty_like(send_counts)
         dist.all_to_all_single(recv_counts, send_counts, group=self.ep_group)
         send, recv = send_counts.tolist(), recv_counts.tolist()
-        received = dist_fn.all_to_all_single(routed.new_empty(sum(recv), routed.shape[1]), routed,
-                                             recv, send, group=self.ep_group)
+        received = funcol.all_to_all_single_autograd(routed, recv, send, self.ep_group)
         received_id = expert_id.new_empty(sum(recv))
         dist.all_to_all_single(received_id, expert_id, recv, send, group=self.ep_group)
         # Arrivals are grouped by source rank; regroup them by expert and undo it afterwards.
         order = torch.argsort(received_id, stable=True)
         y = self._run_experts(received.index_select(0, order), received_id[order])
         y = torch.empty_like(y).index_copy(0, order, y)
-        return dist_fn.all_to_all_single(y.new_empty(sum(send), y.shape[1]), y, send, recv,
-                                         group=self.ep_group)
+        return funcol.all_to_all_single_autograd(y, send, recv, self.ep_group)
 
 
 class Block(nn.Module):
@@ -236,7 +235,25 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, ep_group) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
         self.lm_head = None if cfg.tied_embeddings else nn.Linear(cfg.hidden, cfg.vocab, bias=False)
-        self.apply(_init_weights)
+        self._init_parameters(torch.initial_seed())
+
+    def _init_parameters(self, seed: int) -> None:
+        """GPT-2 initialisation that does not depend on how experts are split across ranks.
+
+        Shared weights draw from one stream seeded by ``seed`` in module order, and each expert
+        from its own stream keyed by (layer, global expert index); so an expert-parallel model
+        holds exactly the slices of the all-local model built from the same seed, on every rank.
+        """
+        shared = torch.Generator().manual_seed(seed)
+        streams: dict[int, torch.Generator] = {}
+        for layer, block in enumerate(self.blocks):
+            if isinstance(block.mlp, MoE):
+                for i, expert in enumerate(block.mlp.experts):
+                    key = (seed * EXPERT_SEED_STRIDE + layer) * EXPERT_SEED_STRIDE + block.mlp.first_expert + i
+                    stream = torch.Generator().manual_seed(key % 2**63)
+                    streams.update((id(m), stream) for m in expert.modules())
+        for module in self.modules():
+            _init_weights(module, streams.get(id(module), shared))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         seq = tokens.shape[1]

@@ -2,9 +2,14 @@
 
 FSDP2 is used rather than the older FullyShardedDataParallel because it also
 runs on CPUs over gloo, so the same code is tested here and runs on GPUs.
-Mixture-of-experts models are trained data-parallel with every expert on every
-rank; expert parallelism over ranks exists in the model (`ep_group`) and is
-not yet wired into these runs.
+
+Expert parallelism (mixture-of-experts models built with an ``ep_group`` spanning
+all ranks): each rank holds different experts, so their parameters are kept out of
+DDP's all-reduce and FSDP's sharding. Each rank's loss is a mean over its own
+tokens and the shared gradients are averaged over ranks, so training minimises the
+mean of the ranks' losses; an expert's gradient arrives summed over every rank's
+tokens through the all-to-all's backward, and is divided by the world size to be
+the gradient of that same objective.
 """
 
 from __future__ import annotations
@@ -26,20 +31,36 @@ def shard_units(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, BasicBlock)]
 
 
+def expert_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Parameters of experts split across ranks (expert parallelism): different on every rank."""
+    from ai_ready.train.models import MoE
+
+    return [p for m in model.modules() if isinstance(m, MoE) and m.ep_group is not None
+            for p in m.experts.parameters()]
+
+
 def wrap(model: torch.nn.Module, parallel: str, device: str, world: int) -> torch.nn.Module:
     """The model as each rank trains it; unchanged for one rank."""
     if world == 1:
         return model
+    experts = expert_parameters(model)
+    for param in experts:
+        param.register_hook(lambda grad: grad / world)
     if parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
+        if experts:
+            own = {id(p) for p in experts}
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                model, [name for name, p in model.named_parameters() if id(p) in own])
         ids: Any = [torch.device(device).index] if device.startswith("cuda") else None
         return DistributedDataParallel(model, device_ids=ids)
     from torch.distributed.fsdp import fully_shard
 
+    ignored = set(experts) or None
     for unit in shard_units(model):
-        fully_shard(unit)
-    fully_shard(model)
+        fully_shard(unit, ignored_params=ignored)
+    fully_shard(model, ignored_params=ignored)
     return model
 
 

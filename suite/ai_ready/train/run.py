@@ -45,6 +45,8 @@ class RunSpec:
     world_size: int = 1
     recompute: bool = False
     compile: bool = False
+    #: Ranks the experts are split over (1: every expert on every rank, or no experts).
+    expert_parallel: int = 1
     #: FLOPs the hardware executes per step (with recomputation: one more forward of every block).
     hardware_flops: float | None = None
 
@@ -52,7 +54,7 @@ class RunSpec:
         return {"arch": self.arch, "preset": self.preset, **self.settings, "batch": self.batch, "steps": self.steps,
                 "warmup_steps": self.warmup_steps, "precision": self.precision, "workers": self.workers,
                 "parallel": self.parallel, "world_size": self.world_size, "recompute": self.recompute,
-                "compile": self.compile,
+                "compile": self.compile, "expert_parallel": self.expert_parallel,
                 "hardware_flops_per_step": self.hardware_flops}
 
 
