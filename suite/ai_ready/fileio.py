@@ -40,3 +40,18 @@ def _mode_for(target: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create the output folder if needed; one clear error (InputError) when it cannot be used."""
+    from ai_ready.errors import InputError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"-o {path}: a file is in the way of this output folder; accepted: a folder path") from None
+    except OSError as exc:
+        raise InputError(f"-o {path}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"-o {path}: the output folder is not writable by this user")
+    return path

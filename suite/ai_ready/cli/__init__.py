@@ -17,6 +17,7 @@ from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `
 from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
 from ai_ready.cli import io as _io  # noqa: F401  (registers `bench io`)
 from ai_ready.cli.info import info
+from ai_ready.cli.profile import profile
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems
 from ai_ready.cli.train import train
@@ -47,6 +48,7 @@ cli.add_command(bench)
 cli.add_command(systems)
 cli.add_command(report)
 cli.add_command(train)
+cli.add_command(profile)
 
 
 def _is_first_rank() -> bool:

@@ -1,0 +1,617 @@
+"""The in-job half of `ai-ready profile`: hooks that time an unmodified PyTorch job from inside.
+
+Loaded at interpreter start-up by the bootstrap ``sitecustomize`` (see
+:mod:`ai_ready.profile.bootstrap`), so the user's files are never edited. This
+module must stay light: it imports nothing heavy until the job imports torch
+itself (a post-import hook), and a failure here disables profiling instead of
+breaking the job.
+
+What is recorded, per step and per rank (see docs/profile.md):
+
+- step boundaries: the end of ``optimizer.step()`` (global optimizer hooks; the
+  first optimizer that steps sets the rhythm), or ``with ai_ready.step():``
+  blocks, or, for a job that updates weights by hand, forward/backward cycles
+  (a fallback that says so);
+- exclusive phase times: data wait (DataLoader ``__next__``), forward (the
+  outermost modules' calls, loss included when it is a module), backward,
+  optimizer, checkpoint I/O, collectives outside those, host-device sync, and
+  the rest ("other"); a phase that starts inside another one is not double
+  counted;
+- collectives (``torch.distributed`` calls, DDP's gradient buckets through a
+  comm hook): count, bytes and host time; for DDP the exposed tail, from the
+  last gradient bucket being ready to backward's return;
+- ``torch.save``/``torch.load``: calls, bytes and seconds;
+- FLOPs of one step with ``FlopCounterMode`` (the last warm-up step), the
+  model's parameters, dtypes and transformer shape, peak memory, and the
+  features the job uses (autocast, GradScaler, compile, DDP/FSDP, activation
+  checkpointing, gradient accumulation, DataLoader workers and pinned memory).
+
+The rank's profile is written atomically to ``$AI_READY_PROFILE_DIR/rank-<r>.json``
+every couple of seconds and at exit, so a crash or a kill keeps what was measured.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+ENV_DIR = "AI_READY_PROFILE_DIR"
+ENV_WARMUP = "AI_READY_PROFILE_WARMUP"
+ENV_STEPS = "AI_READY_PROFILE_STEPS"
+ENV_STOP = "AI_READY_PROFILE_STOP"
+ENV_TRACE = "AI_READY_PROFILE_TRACE"
+RANK_FILE = "rank-{rank}.json"
+SCHEMA = "ai-ready/profile-rank"
+VERSION = 1
+PHASES = ("data", "forward", "backward", "optimizer", "checkpoint", "comm", "sync")
+#: Without an optimizer step after this many backward calls, steps are taken as forward/backward cycles.
+FALLBACK_BACKWARDS = 16
+#: Partial profiles are rewritten at most this often (seconds), so a kill loses little.
+SAVE_INTERVAL_S = 2.0
+TRACE_STEPS = 3
+COLLECTIVES = ("all_reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor",
+               "broadcast", "reduce", "all_to_all", "all_to_all_single", "gather", "scatter", "barrier", "send",
+               "recv", "isend", "irecv", "all_gather_object", "broadcast_object_list")
+HEAD_ATTRIBUTES = ("num_heads", "n_head", "n_heads", "heads", "num_attention_heads")
+
+_recorder: "Recorder | None" = None
+
+
+def active() -> "Recorder | None":
+    """The recorder of this process, when the job runs under `ai-ready profile`."""
+    return _recorder
+
+
+def start_from_env() -> "Recorder | None":
+    """Called by the bootstrap at interpreter start-up: record when `ai-ready profile` asked for it."""
+    global _recorder
+    out_dir = os.environ.get(ENV_DIR)
+    if not out_dir or _recorder is not None:
+        return _recorder
+    env = os.environ
+    rec = Recorder(out_dir, int(env.get(ENV_WARMUP, "3")), int(env.get(ENV_STEPS, "20")),
+                   stop=env.get(ENV_STOP, "1") != "0", trace=env.get(ENV_TRACE, "0") == "1")
+    _recorder = rec
+    from ai_ready.profile import hooks
+
+    hooks.arm(rec)
+    atexit.register(rec.at_exit)
+    return rec
+
+
+def _rank_from_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as the launcher announced them."""
+    env = os.environ
+    for rank_key, size_key, local_key in (("RANK", "WORLD_SIZE", "LOCAL_RANK"),
+                                          ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
+                                          ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+                                           "OMPI_COMM_WORLD_LOCAL_RANK"),
+                                          ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")):
+        if rank_key in env and size_key in env:
+            try:
+                return int(env[rank_key]), int(env[size_key]), int(env.get(local_key, env[rank_key]))
+            except ValueError:
+                continue
+    return 0, 1, 0
+
+
+class Recorder:
+    """Per-process step and phase accounting. The clock is injectable for tests."""
+
+    def __init__(self, out_dir: str, warmup: int, steps: int, stop: bool, trace: bool = False,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.out_dir = out_dir
+        self.warmup = max(warmup, 1)  # the last warm-up step counts the FLOPs, so there is always one
+        self.requested_warmup = warmup
+        self.steps = steps
+        self.stop = stop
+        self.trace = trace
+        self.clock = clock
+        self.pid = os.getpid()
+        self.rank, self.world, self.local_rank = _rank_from_env()
+        self.started = clock()
+        self.lock = threading.RLock()
+        # step accounting
+        self.step_source = "optimizer"
+        self.explicit = False
+        self.step_start: float | None = None
+        self.current = self._empty_step()
+        self.done_steps: list[dict[str, Any]] = []
+        self.active_phase: str | None = None
+        self.phase_depth = 0
+        self.phase_start = 0.0
+        self.main_optimizer: int | None = None
+        self.backward_total = 0
+        self.forward_total = 0
+        self.optimizer_steps = 0
+        self.saw_backward_in_step = False
+        # what the job is
+        self.roots: dict[int, Any] = {}
+        self.module_depth = 0
+        self.model: dict[str, Any] | None = None
+        self.seq_len: int | None = None
+        self.features: dict[str, Any] = {"autocast": [], "grad_scaler": False, "compile": False, "ddp": False,
+                                         "fsdp": False, "activation_checkpointing": False, "dataloader": None,
+                                         "checkpointing": False}
+        self.collectives: dict[str, dict[str, float]] = {}
+        self.checkpoint_io: dict[str, dict[str, float]] = {"save": {"count": 0, "bytes": 0, "seconds": 0.0},
+                                                           "load": {"count": 0, "bytes": 0, "seconds": 0.0}}
+        self.marks: list[dict[str, Any]] = []
+        self.flops: dict[str, Any] = {"counted": None, "step": None, "method": "FlopCounterMode", "note": None}
+        self.flop_counter: Any = None
+        self.profiler: Any = None
+        self.trace_file: str | None = None
+        self.status = "running"
+        self.device = "cpu"
+        self.last_save = 0.0
+        self.finished = False
+        self.ddp_last_bucket: float | None = None
+        self.exposed: list[float] = []
+
+    # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _empty_step() -> dict[str, Any]:
+        return {"phases": {p: 0.0 for p in PHASES}, "forward_calls": 0, "backward_calls": 0, "samples": 0,
+                "tokens": 0, "exposed_comm": 0.0}
+
+    def activity(self) -> None:
+        """The job did something step-like: the first step starts here if none has."""
+        if self.step_start is None:
+            self.step_start = self.clock()
+            self._step_began()
+
+    def end_step(self, source: str) -> None:
+        """Close the current step (called at the boundary of the active step source)."""
+        if source != self.step_source or self.finished:
+            return
+        with self.lock:
+            now = self.clock()
+            if self.step_start is None:
+                self.step_start = self.started
+            if self.active_phase is not None and self.active_phase != "optimizer":
+                self._close_phase(now)
+            step = self.current
+            step["index"] = len(self.done_steps)
+            step["total_s"] = now - self.step_start
+            step["phases"]["other"] = max(step["total_s"] - sum(step["phases"].values()), 0.0)
+            self.done_steps.append(step)
+            self.current = self._empty_step()
+            self.step_start = now
+            if self.ddp_last_bucket is not None:
+                self.ddp_last_bucket = None
+            self._step_ended(step["index"])
+            self._step_began()
+
+    def _step_began(self) -> None:
+        index = len(self.done_steps)
+        if index == self.warmup - 1 and self.flops["counted"] is None:
+            self._start_flop_count(index)
+        if self.trace and index == self.warmup + self.steps:
+            self._start_trace()
+
+    def _step_ended(self, index: int) -> None:
+        if self.flop_counter is not None:
+            self._stop_flop_count()
+        last = self.warmup + self.steps + (TRACE_STEPS if self.trace else 0) - 1
+        if self.profiler is not None and index == last:
+            self._stop_trace()
+        if index >= last:
+            self.status = "complete"
+            self.save()
+            if self.stop:
+                self.finished = True
+                raise SystemExit(0)
+        elif self.clock() - self.last_save > SAVE_INTERVAL_S:
+            self.save()
+
+    # ------------------------------------------------------------------ phases
+
+    def enter(self, phase: str) -> bool:
+        """Start a phase unless one is running (nested phases belong to the outer one). True if it started."""
+        if self.active_phase is not None:
+            return False
+        self.activity()
+        self.active_phase = phase
+        self.phase_start = self.clock()
+        return True
+
+    def exit(self, phase: str, started: bool) -> float:
+        if not started or self.active_phase != phase:
+            return 0.0
+        return self._close_phase(self.clock())
+
+    def _close_phase(self, now: float) -> float:
+        seconds = now - self.phase_start
+        self.current["phases"][self.active_phase] += seconds
+        self.active_phase = None
+        return seconds
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = self.enter(name)
+        try:
+            yield
+        finally:
+            self.exit(name, started)
+
+    # ------------------------------------------------------------------ events from hooks
+
+    def optimizer_pre(self, optimizer: Any) -> None:
+        if self.flop_counter is not None:
+            self._stop_flop_count()
+        if self.active_phase is None:
+            self.enter("optimizer")
+
+    def optimizer_post(self, optimizer: Any) -> None:
+        if self.active_phase == "optimizer":
+            self._close_phase(self.clock())
+        if self.main_optimizer is None:
+            self.main_optimizer = id(optimizer)
+        if id(optimizer) != self.main_optimizer or self.explicit:
+            return
+        self.optimizer_steps += 1
+        if self.step_source == "cycle":  # a late optimizer: trust it from now on
+            self.step_source = "optimizer"
+        self.end_step("optimizer")
+
+    def backward_done(self) -> None:
+        self.backward_total += 1
+        self.current["backward_calls"] += 1
+        self.saw_backward_in_step = True
+        if self.ddp_last_bucket is not None:
+            self.current["exposed_comm"] += max(self.clock() - self.ddp_last_bucket, 0.0)
+            self.ddp_last_bucket = None
+        if (self.step_source == "optimizer" and not self.explicit and self.optimizer_steps == 0
+                and self.backward_total >= FALLBACK_BACKWARDS):
+            self.step_source = "cycle"
+            self.saw_backward_in_step = False
+            self.end_step("cycle")  # everything so far becomes the first (warm-up) step
+
+    def root_forward_start(self, module: Any, args: tuple[Any, ...]) -> None:
+        if self.step_source == "cycle" and self.saw_backward_in_step:
+            self.saw_backward_in_step = False
+            self.end_step("cycle")
+        self.forward_total += 1
+        self.current["forward_calls"] += 1
+        if id(module) not in self.roots:
+            self.roots[id(module)] = module
+            self._describe(module, args)
+        if self.seq_len is None:
+            self.seq_len = _sequence_length(args)
+
+    def batch(self, batch: Any) -> None:
+        samples, tokens = _batch_size(batch)
+        self.current["samples"] += samples
+        self.current["tokens"] += tokens
+
+    def collective(self, name: str, nbytes: int, seconds: float) -> None:
+        entry = self.collectives.setdefault(name, {"count": 0, "bytes": 0, "seconds": 0.0})
+        entry["count"] += 1
+        entry["bytes"] += nbytes
+        entry["seconds"] += seconds
+
+    def checkpoint(self, kind: str, nbytes: int, seconds: float) -> None:
+        entry = self.checkpoint_io[kind]
+        entry["count"] += 1
+        entry["bytes"] += nbytes
+        entry["seconds"] += seconds
+        if kind == "save":
+            self.features["checkpointing"] = True
+
+    def mark(self, name: str) -> None:
+        self.marks.append({"name": str(name), "step": len(self.done_steps), "t_s": self.clock() - self.started})
+
+    @contextmanager
+    def explicit_step(self) -> Iterator[None]:
+        """`with ai_ready.step():` — the block is one step; optimizer hooks no longer set boundaries."""
+        if not self.explicit:
+            self.explicit = True
+            self.step_source = "explicit"
+        with self.lock:
+            if self.done_steps or self.step_start is not None:
+                self.current = self._empty_step()  # time between blocks is not part of a step
+            self.step_start = self.clock()
+            if not self.done_steps:
+                self._step_began()
+        yield
+        self.end_step("explicit")
+
+    # ------------------------------------------------------------------ model description
+
+    def _describe(self, module: Any, args: tuple[Any, ...]) -> None:
+        """Parameters, dtypes, parallel wrappers and transformer shape of the biggest root module."""
+        try:
+            params = {id(p): p for p in module.parameters()}.values()
+        except Exception:
+            return
+        count = sum(p.numel() for p in params)
+        if self.model is not None and count <= self.model["parameters"]:
+            return
+        inner = getattr(module, "module", module)
+        kind = type(module).__name__
+        if kind == "DistributedDataParallel":
+            self.features["ddp"] = True
+        if kind.startswith("FSDP") or kind == "FullyShardedDataParallel":
+            self.features["fsdp"] = True
+        dtypes = Counter(str(p.dtype).removeprefix("torch.") for p in params)
+        self.model = {"class": type(inner).__name__, "wrapper": kind if inner is not module else None,
+                      "parameters": count, "trainable": sum(p.numel() for p in params if p.requires_grad),
+                      "dtypes": dict(dtypes), "transformer": _transformer_shape(inner),
+                      "matmul_parameters": _matmul_parameters(inner)}
+        device = next((p.device for p in params), None)
+        if device is not None:
+            self.device = str(device)
+
+    # ------------------------------------------------------------------ FLOPs and trace
+
+    def _start_flop_count(self, index: int) -> None:
+        if self.features["compile"]:
+            self.flops["note"] = "not counted: FlopCounterMode does not see inside torch.compile graphs"
+            return
+        try:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            self.flop_counter = FlopCounterMode(display=False)
+            self.flop_counter.__enter__()
+            self.flops["step"] = index
+        except Exception as exc:  # never break the job for a figure
+            self.flop_counter = None
+            self.flops["note"] = f"not counted: {exc}"
+
+    def _stop_flop_count(self) -> None:
+        counter, self.flop_counter = self.flop_counter, None
+        try:
+            counter.__exit__(None, None, None)
+            self.flops["counted"] = float(counter.get_total_flops())
+        except Exception as exc:
+            self.flops["note"] = f"not counted: {exc}"
+
+    def _start_trace(self) -> None:
+        try:
+            import torch
+
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities, record_shapes=True)
+            self.profiler.__enter__()
+        except Exception as exc:
+            self.profiler = None
+            self.marks.append({"name": f"trace not taken: {exc}", "step": len(self.done_steps), "t_s": 0.0})
+
+    def _stop_trace(self) -> None:
+        profiler, self.profiler = self.profiler, None
+        try:
+            profiler.__exit__(None, None, None)
+            path = os.path.join(self.out_dir, f"trace-rank{self.rank}.json")
+            profiler.export_chrome_trace(path)
+            self.trace_file = path
+        except Exception as exc:
+            self.marks.append({"name": f"trace not written: {exc}", "step": len(self.done_steps), "t_s": 0.0})
+
+    # ------------------------------------------------------------------ output
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rank's profile as JSON-ready data."""
+        with self.lock:
+            steps = [dict(s, phases=dict(s["phases"])) for s in self.done_steps]
+        timed = [s for s in steps if self.warmup <= s["index"] < self.warmup + self.steps]
+        accumulation = [s["backward_calls"] for s in timed or steps]
+        return {
+            "schema": SCHEMA, "version": VERSION, "status": self._status(steps),
+            "rank": self.rank, "world_size": self.world, "local_rank": self.local_rank,
+            "host": socket.gethostname(), "pid": self.pid, "device": self.device,
+            "device_name": _device_name(self.device),
+            "settings": {"warmup_steps": self.requested_warmup, "warmup_steps_taken": self.warmup,
+                         "steps": self.steps, "stop": self.stop, "trace": self.trace},
+            "step_source": self.step_source, "steps": steps,
+            "timed_steps": [s["index"] for s in timed],
+            "optimizer_steps": self.optimizer_steps, "forward_calls": self.forward_total,
+            "backward_calls": self.backward_total,
+            "flops": dict(self.flops), "model": self.model,
+            "seq_len": self.seq_len,
+            "memory": _peak_memory(self.device),
+            "features": dict(self.features,
+                             grad_accumulation=int(statistics.median(accumulation)) if accumulation else None,
+                             autocast=sorted(set(self.features["autocast"]))),
+            "collectives": self.collectives, "checkpoint_io": self.checkpoint_io,
+            "marks": self.marks, "trace_file": self.trace_file,
+            "wall_s": self.clock() - self.started,
+        }
+
+    def _status(self, steps: list[dict[str, Any]]) -> str:
+        if self.status == "complete":
+            return "complete"
+        if not steps and self.optimizer_steps == 0:
+            return "no_steps"
+        return "incomplete"
+
+    def save(self) -> None:
+        """Write the rank file atomically (temporary file in the same folder, then rename)."""
+        if os.getpid() != self.pid:  # a forked DataLoader worker inherited us: never write
+            return
+        self.last_save = self.clock()
+        try:
+            os.makedirs(self.out_dir, exist_ok=True)
+            path = os.path.join(self.out_dir, RANK_FILE.format(rank=self.rank))
+            tmp = f"{path}.{self.pid}.tmp"
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(self.snapshot(), handle, default=str)
+            os.replace(tmp, path)
+        except Exception as exc:  # the job must go on
+            sys.stderr.write(f"ai-ready: could not write the profile: {exc}\n")
+
+    def at_exit(self) -> None:
+        """Write what was measured, unless this process never did anything step-like."""
+        if os.getpid() != self.pid or self.status == "complete":
+            return
+        if not self.done_steps and self.forward_total == 0 and self.backward_total == 0:
+            return  # a launcher or helper process (torchrun, a DataLoader worker): nothing to say
+        if self.flop_counter is not None:
+            self._stop_flop_count()
+        self.save()
+
+
+# ---------------------------------------------------------------------- helpers (no torch at import)
+
+
+def _batch_size(batch: Any) -> tuple[int, int]:
+    """(samples, tokens) of a DataLoader batch: the first tensor's first dimension; tokens when it holds
+    integer ids of shape [batch, sequence]."""
+    tensor = _first_tensor(batch)
+    if tensor is None or tensor.dim() == 0:
+        return 0, 0
+    samples = int(tensor.shape[0])
+    integer = not tensor.is_floating_point() and not tensor.is_complex() and str(tensor.dtype) != "torch.bool"
+    return samples, int(tensor.numel()) if integer and tensor.dim() == 2 else 0
+
+
+def _first_tensor(value: Any, depth: int = 0) -> Any:
+    if hasattr(value, "shape") and hasattr(value, "dim"):
+        return value
+    if depth > 3:
+        return None
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _first_tensor(item, depth + 1)
+            if found is not None:
+                return found
+    if isinstance(value, dict):
+        for item in value.values():
+            found = _first_tensor(item, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _sequence_length(args: tuple[Any, ...]) -> int | None:
+    tensor = _first_tensor(args)
+    if tensor is None or tensor.dim() != 2 or tensor.is_floating_point():
+        return None
+    return int(tensor.shape[1])
+
+
+def _tensor_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    total = 0
+    for value in list(args) + list(kwargs.values()):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if hasattr(item, "element_size") and hasattr(item, "numel"):
+                total += item.numel() * item.element_size()
+    return total
+
+
+def _transformer_shape(model: Any) -> dict[str, Any] | None:
+    """Layers, hidden size, heads and vocabulary of a transformer-like module tree, or None.
+
+    Vocabulary and hidden size from the largest embedding; layers from the longest list of identical
+    blocks that contain attention; heads from nn.MultiheadAttention or the usual attribute names.
+    """
+    import torch.nn as nn
+
+    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not embeddings:
+        return None
+    vocab_embedding = max(embeddings, key=lambda m: m.num_embeddings)
+    blocks: list[Any] = []
+    for module in model.modules():
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) > len(blocks):
+            kinds = {type(child) for child in module}
+            if len(kinds) == 1 and _has_attention(module[0]):
+                blocks = list(module)
+    if not blocks:
+        return None
+    heads = None
+    for module in blocks[0].modules():
+        if isinstance(module, nn.MultiheadAttention):
+            heads = module.num_heads
+            break
+        for name in HEAD_ATTRIBUTES:
+            value = getattr(module, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                heads = value
+                break
+        if heads:
+            break
+    return {"layers": len(blocks), "hidden": vocab_embedding.embedding_dim, "heads": heads,
+            "vocab": vocab_embedding.num_embeddings, "block": type(blocks[0]).__name__}
+
+
+def _has_attention(block: Any) -> bool:
+    import torch.nn as nn
+
+    for name, module in block.named_modules():
+        if isinstance(module, nn.MultiheadAttention) or "attn" in name.lower() or "attention" in name.lower():
+            return True
+        if "attn" in type(module).__name__.lower() or "attention" in type(module).__name__.lower():
+            return True
+    return False
+
+
+def _matmul_parameters(model: Any) -> int:
+    """Weights that take part in a matmul per token: every nn.Linear, plus a tied output embedding."""
+    import torch.nn as nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    total = sum(m.weight.numel() for m in linears)
+    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    if embeddings:
+        vocab = max(embeddings, key=lambda m: m.num_embeddings)
+        if not any(m.out_features == vocab.num_embeddings for m in linears):
+            total += vocab.weight.numel()  # logits through the tied embedding
+    return total
+
+
+def _peak_memory(device: str) -> dict[str, Any]:
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return {"peak_gb": torch.cuda.max_memory_allocated(torch.device(device)) / 1e9,
+                    "kind": "CUDA peak allocated"}
+        except Exception:
+            pass
+    try:
+        import resource
+
+        return {"peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+                "kind": "peak resident memory of the process"}
+    except Exception:
+        return {"peak_gb": None, "kind": "unknown"}
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return torch.cuda.get_device_name(torch.device(device))
+        except Exception:
+            return device
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
+
+
+def _file_size(target: Any) -> int:
+    try:
+        if isinstance(target, (str, os.PathLike)):
+            return os.path.getsize(target)
+    except OSError:
+        return 0
+    return 0
