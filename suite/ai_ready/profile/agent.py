@@ -148,6 +148,7 @@ class Recorder:
         self.marks: list[dict[str, Any]] = []
         self.flops: dict[str, Any] = {"counted": None, "step": None, "method": "FlopCounterMode", "note": None}
         self.flop_counter: Any = None
+        self.flop_math: Any = None
         self.profiler: Any = None
         self.trace_file: str | None = None
         self.status = "running"
@@ -359,8 +360,17 @@ class Recorder:
             self.flops["note"] = "not counted: FlopCounterMode does not see inside torch.compile graphs"
             return
         try:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
             from torch.utils.flop_counter import FlopCounterMode
 
+            # FlopCounterMode has no formula for the CPU flash-attention kernel: on the counting step SDPA
+            # takes its math path, whose two batched matmuls it counts (GPU attention kernels it counts)
+            import torch
+
+            on_gpu = self.device.startswith("cuda") or (torch.cuda.is_available() and torch.cuda.is_initialized())
+            self.flop_math = None if on_gpu else sdpa_kernel(SDPBackend.MATH)
+            if self.flop_math is not None:
+                self.flop_math.__enter__()
             self.flop_counter = FlopCounterMode(display=False)
             self.flop_counter.__enter__()
             self.flops["step"] = index
@@ -370,11 +380,14 @@ class Recorder:
 
     def _stop_flop_count(self) -> None:
         counter, self.flop_counter = self.flop_counter, None
+        math, self.flop_math = self.flop_math, None
         try:
             counter.__exit__(None, None, None)
             self.flops["counted"] = float(counter.get_total_flops())
         except Exception as exc:
             self.flops["note"] = f"not counted: {exc}"
+        if math is not None:
+            _quiet(lambda: math.__exit__(None, None, None))
 
     def _start_trace(self) -> None:
         try:
@@ -463,6 +476,13 @@ class Recorder:
 
 
 # ---------------------------------------------------------------------- helpers (no torch at import)
+
+
+def _quiet(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception:
+        pass
 
 
 def _batch_size(batch: Any) -> tuple[int, int]:
