@@ -124,6 +124,9 @@ def _summarise(document: ResultDocument, status: str, reason: str | None, stderr
     if rows:
         print_table(f"profile: {records[0].case if records else ''} (rank {main_rank}, medians over timed steps)",
                     ["figure", "value", "notes"], rows)
+    advice = next((w for r in mine if r.metric == "step_time" for w in r.warnings if "ai_ready.step()" in w), None)
+    if advice:
+        note(f"ai-ready: {advice}")
     if status != "complete":
         note(f"ai-ready: profile {status}: {reason}")
         tail = [line for line in stderr_tail.strip().splitlines() if line.strip()][-8:]

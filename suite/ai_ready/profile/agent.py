@@ -154,6 +154,8 @@ class Recorder:
         self.status = "running"
         self.device = "cpu"
         self.last_save = 0.0
+        self.dirty = False
+        self.saver: threading.Thread | None = None
         self.finished = False
         self.ddp_last_bucket: float | None = None
         self.exposed: list[float] = []
@@ -212,8 +214,23 @@ class Recorder:
             if self.stop:
                 self.finished = True
                 raise SystemExit(0)
-        elif self.clock() - self.last_save > SAVE_INTERVAL_S:
-            self.save()
+        else:
+            self.dirty = True
+            if self.saver is None:
+                self._start_saver()
+
+    def _start_saver(self) -> None:
+        """A daemon thread rewrites the rank file while steps come in, so a hung job that is killed (no exit
+        handlers run) still leaves what it measured; the steps themselves pay nothing for it."""
+        def loop() -> None:
+            while not self.finished and self.status != "complete":
+                time.sleep(SAVE_INTERVAL_S)
+                if self.dirty and os.getpid() == self.pid:
+                    self.dirty = False
+                    self.save()
+
+        self.saver = threading.Thread(target=loop, name="ai-ready-profile-saver", daemon=True)
+        self.saver.start()
 
     # ------------------------------------------------------------------ phases
 

@@ -273,7 +273,7 @@ def _ddp_comm_hook(torch: Any, rec: Recorder) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     def timing(hook: Any) -> Any:
-        def timed(state: Any, bucket: Any) -> Any:
+        def timed(state, bucket):  # type: ignore[no-untyped-def]  # DDP rejects annotations other than its own
             t0 = rec.clock()
             rec.ddp_last_bucket = t0
             nbytes = bucket.buffer().numel() * bucket.buffer().element_size()

@@ -25,6 +25,8 @@ ALL_PHASES = PHASES + ("other",)
 FLOPS_AGREEMENT = 0.05
 #: Attention score and value matmuls per token and layer, forward + backward (2·2·s·h forward, × 3).
 ATTENTION_FLOPS_FACTOR = 12
+CYCLE_ADVICE = ("the job never called optimizer.step(): steps were taken as forward/backward cycles; for exact "
+                "step boundaries wrap each step of the loop in `with ai_ready.step():` (import ai_ready)")
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6  # forward 2, backward 4 (Kaplan et al. 2020; Narayanan et al. 2021)
 
 
@@ -68,7 +70,8 @@ def rank_records(rank: dict[str, Any], case: str, ceiling: dict[str, Any] | None
             "world_size": rank.get("world_size", 1)}
     totals = [s["total_s"] for s in steps]
     mean_total = statistics.fmean(totals)
-    records = [Record.from_samples(totals, params=dict(base), metric="step_time", unit="s",
+    warnings = [CYCLE_ADVICE] if rank.get("step_source") == "cycle" else []
+    records = [Record.from_samples(totals, params=dict(base), metric="step_time", unit="s", warnings=list(warnings),
                                    timing={"clock": "host (time.perf_counter) at step boundaries",
                                            "cache": "warm (steady-state steps)",
                                            "warmup_steps": rank.get("settings", {}).get("warmup_steps_taken")},

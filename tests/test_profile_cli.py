@@ -1,0 +1,228 @@
+"""`ai-ready profile` on real job processes written the way people write them: the step time agrees with
+the job's own clock, FLOPs with an analytic count, gradient accumulation counts optimizer steps, and crashes,
+hangs, bad job files and jobs without an optimizer end with a clear status."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import REPO, cli_env, mpiexec
+
+from ai_ready.records import load_results
+
+JOBS = REPO / "tests" / "jobs"
+AGREEMENT = 0.05  # the profile's median step time against the job's own (issue 7)
+
+
+def job_dir(tmp_path: Path, *scripts: str, spec: str | None = None) -> Path:
+    folder = tmp_path / "job"
+    folder.mkdir(exist_ok=True)
+    for script in scripts:
+        shutil.copy(JOBS / script, folder / script)
+    if spec is not None:
+        (folder / "ai-ready.yaml").write_text(spec)
+    return folder
+
+
+def profile(tmp_path: Path, folder: Path, *args: str, timeout: float = 240) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path / "out"
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "ai_ready", "profile", str(folder), "-o", str(out), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    return proc, out
+
+
+def records(out: Path, name: str = "job") -> tuple[dict, list]:
+    document = load_results(out / name / "profile.json")
+    return document.meta["profile"], document.records
+
+
+def own_step_times(stdout: str) -> dict[int, float]:
+    return {int(i): float(t) for i, t in re.findall(r"^JOBSTEP (\d+) ([0-9.eE+-]+)$", stdout, flags=re.M)}
+
+
+def metric(recs: list, name: str, rank: int = 0):
+    return next(r for r in recs if r.metric == name and r.rank == rank and not r.params.get("aggregate"))
+
+
+def test_step_time_agrees_with_the_jobs_own_timing(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "plain_loop.py")
+    proc, out = profile(tmp_path, folder, "--warmup-steps", "3", "--steps", "25", "--",
+                        "python", "plain_loop.py", "--steps", "200", "--sleep", "0.01")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out)
+    assert meta["status"] == "complete" and meta["stopped_by"] is None  # it stopped itself, cleanly
+    step = metric(recs, "step_time")
+    own = own_step_times(proc.stdout)
+    # the same steps: warm-up 3, then 25 timed; the job stops inside the last optimizer.step(), so it
+    # never prints that step's line
+    assert max(own) == 26
+    timed = [own[i] for i in range(3, 27)]
+    assert step.value == pytest.approx(statistics.median(timed), rel=AGREEMENT)
+    phases = {r.params["phase"]: r for r in recs if r.metric == "phase_time"}
+    assert sum(r.params["share_of_step"] for r in phases.values()) == pytest.approx(1.0)
+    assert phases["forward"].value > 0 and phases["backward"].value > 0 and phases["data"].value > 0
+    tput = metric(recs, "throughput")
+    assert tput.unit == "samples/s" and tput.params["per_step"] == 384
+    assert (out / "job.html").exists() and "step time" in proc.stdout
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "grad_accum.py")
+    proc, out = profile(tmp_path, folder, "--warmup-steps", "2", "--steps", "8", "--",
+                        "python", "grad_accum.py", "--steps", "100", "--accum", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out)
+    rank = meta["ranks"][0]
+    assert rank["features"]["grad_accumulation"] == 4 and rank["optimizer_steps"] == 10
+    assert metric(recs, "throughput").params["per_step"] == 4 * 96  # four micro-batches per step
+    own = own_step_times(proc.stdout)
+    assert metric(recs, "step_time").value == pytest.approx(statistics.median(own[i] for i in range(2, 9)),
+                                                            rel=AGREEMENT)
+
+
+def test_flops_agree_with_the_analytic_count_of_a_known_model(tmp_path: Path) -> None:
+    sys.path.insert(0, str(JOBS))
+    try:
+        from known_flops import ANALYTIC_FLOPS_PER_STEP
+    finally:
+        sys.path.remove(str(JOBS))
+    folder = job_dir(tmp_path, "known_flops.py")
+    proc, out = profile(tmp_path, folder, "--steps", "5", "--", "python", "known_flops.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, recs = records(out)
+    flops = metric(recs, "model_flops")
+    assert flops.value == pytest.approx(ANALYTIC_FLOPS_PER_STEP, rel=AGREEMENT)
+    assert flops.params["source"] == "FlopCounterMode on one step"
+
+
+def test_mixed_precision_job_is_recognised(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "amp_loop.py")
+    proc, out = profile(tmp_path, folder, "--steps", "4", "--", "python", "amp_loop.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out)
+    assert meta["ranks"][0]["features"]["autocast"] == ["cpu:bfloat16"]
+    assert metric(recs, "step_time").params["precision"] == "bf16"
+
+
+def test_a_transformer_job_is_recognised_and_its_flops_match_the_formula(tmp_path: Path) -> None:
+    folder = tmp_path / "myjob"
+    shutil.copytree(REPO / "examples" / "myjob", folder, ignore=shutil.ignore_patterns("data", "checkpoints"))
+    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out, "myjob")
+    shape = meta["ranks"][0]["model"]["transformer"]
+    assert shape["layers"] == 2 and shape["hidden"] == 128 and shape["heads"] == 4 and shape["vocab"] == 2048
+    assert meta["ranks"][0]["seq_len"] == 128 and meta["target"]["systems"]
+    flops = metric(recs, "model_flops")
+    assert flops.check["passed"], flops.check  # attention included in the count on a CPU too
+    assert metric(recs, "throughput").unit == "tokens/s"
+    assert meta["ranks"][0]["checkpoint_io"]["save"]["count"] >= 0
+
+
+def test_a_crash_is_reported_with_its_exit_status_and_stderr(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "crash.py")
+    proc, out = profile(tmp_path, folder, "--steps", "20", "--", "python", "crash.py", "--fail-at", "6")
+    assert proc.returncode == 1
+    meta, _ = records(out)
+    assert meta["status"] == "failed" and meta["exit_code"] == 1
+    assert "simulated failure at step 6" in meta["stderr_tail"]
+    assert meta["ranks"][0]["steps_recorded"] >= 5  # what was measured before the crash is kept
+    assert "profile failed" in proc.stderr and "last lines of the job's stderr" in proc.stderr
+    assert (out / "job.html").exists()
+
+
+def test_a_hung_job_is_stopped_at_the_timeout_with_its_children(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "hang.py")
+    start = time.monotonic()
+    proc, out = profile(tmp_path, folder, "--timeout", "20", "--steps", "20", "--",
+                        "python", "hang.py", "--hang-at", "5")
+    assert time.monotonic() - start < 90
+    assert proc.returncode == 1
+    meta, _ = records(out)
+    assert meta["status"] == "timeout" and meta["stopped_by"] == "timeout"
+    assert meta["ranks"][0]["steps_recorded"] >= 4
+    child = int(re.search(r"CHILDPID (\d+)", proc.stdout).group(1))
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the job's child process outlived the timeout"
+        time.sleep(0.2)
+
+
+def test_a_job_without_an_optimizer_gets_cycle_steps_and_the_explicit_api_advice(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "no_optimizer.py")
+    proc, out = profile(tmp_path, folder, "--steps", "5", "--", "python", "no_optimizer.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out)
+    assert meta["ranks"][0]["step_source"] == "cycle"
+    assert "with ai_ready.step():" in proc.stderr
+    assert any("ai_ready.step()" in w for w in metric(recs, "step_time").warnings)
+
+
+def test_explicit_steps_and_marks(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "explicit_steps.py")
+    proc, out = profile(tmp_path, folder, "--steps", "12", "--", "python", "explicit_steps.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, _ = records(out)
+    rank = meta["ranks"][0]
+    assert rank["step_source"] == "explicit" and rank["optimizer_steps"] == 0
+    assert [m["name"] for m in rank["marks"]] == ["eval"]
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("command: [python, train.py\n", "ai-ready.yaml"),
+    ("command: [python, plain_loop.py]\nprofile: {stepz: 3}\n", "profile.stepz"),
+    ("name: x\n", "command"),
+    ("command: [no-such-program-xyz]\n", "no-such-program-xyz"),
+    ("command: [python, missing.py]\n", "missing.py"),
+    ("command: [python, plain_loop.py]\nnproc: 2\n", "launcher"),
+])
+def test_bad_job_files_exit_2_with_one_line(tmp_path: Path, spec: str, fragment: str) -> None:
+    folder = job_dir(tmp_path, "plain_loop.py", spec=spec)
+    proc, _ = profile(tmp_path, folder, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+def test_no_job_file_and_no_command_exit_2(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "plain_loop.py")
+    proc, _ = profile(tmp_path, folder, timeout=60)
+    assert proc.returncode == 2 and "-- python train.py" in proc.stderr
+
+
+def _check_two_ranks(out: Path) -> None:
+    meta, recs = records(out)
+    assert meta["status"] == "complete"
+    assert sorted(r["rank"] for r in meta["ranks"]) == [0, 1]
+    assert {r.rank for r in recs if r.metric == "step_time"} == {0, 1}
+    [aggregate] = [r for r in recs if r.params.get("aggregate")]
+    assert aggregate.params["ranks"] == 2 and aggregate.params["slowest_rank"] in (0, 1)
+    ranks = {r["rank"]: r for r in meta["ranks"]}
+    assert ranks[0]["features"]["ddp"] and ranks[0]["collectives"]["ddp_bucket_all_reduce"]["count"] > 0
+    assert any(r.metric == "exposed_comm" for r in recs)
+
+
+def test_torchrun_job_is_profiled_per_rank(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "ddp_job.py", spec="command: [python, ddp_job.py, --steps, '200']\n"
+                                                  "launcher: torchrun\nnproc: 2\n")
+    proc, out = profile(tmp_path, folder, "--steps", "6")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_two_ranks(out)
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="no mpiexec: install the [test] extra")
+def test_mpiexec_job_is_profiled_per_rank(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "ddp_job.py")
+    proc, out = profile(tmp_path, folder, "--launcher", "mpiexec", "--nproc", "2", "--steps", "6", "--",
+                        "python", "ddp_job.py", "--steps", "200")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_two_ranks(out)
