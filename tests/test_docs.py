@@ -17,7 +17,7 @@ def quick_start_commands() -> list[str]:
 def test_quick_start_has_exactly_two_commands() -> None:
     commands = quick_start_commands()
     assert len(commands) == 2
-    assert "ai-ready bench gemm --quick" in commands[0] and "ai-ready report" in commands[0]
+    assert "ai-ready profile examples/myjob" in commands[0]
     assert "pytest" in commands[1]
     for command in commands:
         assert "torch==2.13.0" in command  # never an unpinned torch that pulls CUDA wheels here

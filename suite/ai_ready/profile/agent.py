@@ -175,8 +175,8 @@ class Recorder:
 
     def end_step(self, source: str) -> None:
         """Close the current step (called at the boundary of the active step source)."""
-        if source != self.step_source or self.finished:
-            return
+        if source != self.step_source or self.finished or self.status == "complete":
+            return  # after a complete profile (--run-to-completion) the job runs on unrecorded
         with self.lock:
             now = self.clock()
             if self.step_start is None:
