@@ -56,7 +56,7 @@ def main() -> None:
         shutil.copytree(REPO / "examples" / "myjob", job, ignore=shutil.ignore_patterns("data", "checkpoints"))
         command = [sys.executable, "train.py", "--steps", str(args.steps), "--print-step-times"]
         bare = lambda: run(command, job, env)  # noqa: E731
-        profiled = lambda: run([sys.executable, "-m", "ai_ready", "--quiet", "profile", str(job), "-o",  # noqa: E731
+        profiled = lambda: run([sys.executable, "-m", "ai_ready", "profile", str(job), "-o",  # noqa: E731
                                 str(Path(tmp) / "out"), "--run-to-completion", "--no-trace", "--warmup-steps", "3",
                                 "--steps", "20", "--", *command], job, env)
         bare()  # writes the corpus once: every timed round reads warm files
