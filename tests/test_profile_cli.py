@@ -4,6 +4,7 @@ hangs, bad job files and jobs without an optimizer end with a clear status."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import statistics
@@ -32,11 +33,14 @@ def job_dir(tmp_path: Path, *scripts: str, spec: str | None = None) -> Path:
     return folder
 
 
-def profile(tmp_path: Path, folder: Path, *args: str, timeout: float = 240) -> tuple[subprocess.CompletedProcess, Path]:
+def profile(tmp_path: Path, folder: Path, *args: str, timeout: float = 240,
+            relative: bool = False) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run `ai-ready profile`; with `relative`, from tmp_path with relative paths, as a user types them."""
     out = tmp_path / "out"
     env = cli_env()
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "ai_ready", "profile", str(folder), "-o", str(out), *args],
+    where = [os.path.relpath(folder, tmp_path), "-o", "out"] if relative else [str(folder), "-o", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "ai_ready", "profile", *where, *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=timeout, env=env)
     return proc, out
 
@@ -117,8 +121,9 @@ def test_mixed_precision_job_is_recognised(tmp_path: Path) -> None:
 def test_a_transformer_job_is_recognised_and_its_flops_match_the_formula(tmp_path: Path) -> None:
     folder = tmp_path / "myjob"
     shutil.copytree(REPO / "examples" / "myjob", folder, ignore=shutil.ignore_patterns("data", "checkpoints"))
-    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1")
+    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1", relative=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (folder / "out").exists()  # the job runs in its folder; the profile lands where the user said
     meta, recs = records(out, "myjob")
     shape = meta["ranks"][0]["model"]["transformer"]
     assert shape["layers"] == 2 and shape["hidden"] == 128 and shape["heads"] == 4 and shape["vocab"] == 2048

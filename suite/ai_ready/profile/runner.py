@@ -139,6 +139,7 @@ def run_job(spec: JobSpec, rank_dir: Path, run_to_completion: bool = False, quie
             launchers: dict[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
             grace_s: float = GRACE_S) -> JobOutcome:
     """Run the job until its profile is complete (then let it stop or stop it), it ends, or it times out."""
+    rank_dir = rank_dir.resolve()  # the job runs in its own folder: a relative path would land there
     rank_dir.mkdir(parents=True, exist_ok=True)
     argv = job_argv(spec, launchers)
     env = job_environment(spec, rank_dir, stop=not run_to_completion)
