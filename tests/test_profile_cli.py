@@ -231,3 +231,18 @@ def test_mpiexec_job_is_profiled_per_rank(tmp_path: Path) -> None:
                         "python", "ddp_job.py", "--steps", "200")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_two_ranks(out)
+
+
+def test_trace_window_is_exported_as_a_chrome_trace(tmp_path: Path) -> None:
+    import json
+
+    folder = job_dir(tmp_path, "plain_loop.py")
+    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1", "--trace", "--",
+                        "python", "plain_loop.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, recs = records(out)
+    trace = Path(meta["ranks"][0]["trace_file"])
+    assert trace.parent == (out / "job" / "ranks").resolve()
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert any("aten::" in str(e.get("name", "")) for e in events)  # operator events a trace reader can use
+    assert len(metric(recs, "step_time").samples) == 3  # the traced steps come after the timed ones
