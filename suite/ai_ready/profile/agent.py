@@ -483,7 +483,11 @@ class Recorder:
 
     def at_exit(self) -> None:
         """Write what was measured, unless this process never did anything step-like."""
-        if os.getpid() != self.pid or self.status == "complete":
+        if os.getpid() != self.pid:
+            return
+        if self.status == "complete":
+            if not self.stop:  # --run-to-completion: checkpoints and collectives of the whole run count
+                self.save()
             return
         if not self.done_steps and self.forward_total == 0 and self.backward_total == 0:
             return  # a launcher or helper process (torchrun, a DataLoader worker): nothing to say
