@@ -26,7 +26,7 @@ AGREEMENT = 0.05  # the profile's median step time against the job's own (issue 
 def job_dir(tmp_path: Path, *scripts: str, spec: str | None = None) -> Path:
     folder = tmp_path / "job"
     folder.mkdir(exist_ok=True)
-    for script in scripts:
+    for script in (*scripts, "jobkit.py"):  # the jobs import their shared helpers from jobkit.py
         shutil.copy(JOBS / script, folder / script)
     if spec is not None:
         (folder / "ai-ready.yaml").write_text(spec)

@@ -30,18 +30,14 @@ seconds from the end of the previous optimizer.step() to the end of this one, st
 the start of the training loop).
 """
 
-import argparse
-import os
-import shutil
 import sys
-import tempfile
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+
+from jobkit import NpyDataset, StepClock, job_parser, pick_device, save_arrays, scratch_dir, train_loader
 
 BATCH = 64
 D_IN, D_HIDDEN, D_OUT = 512, 1024, 512
@@ -51,24 +47,11 @@ ANALYTIC_FLOPS_PER_STEP = FORWARD_FLOPS + BACKWARD_FLOPS  # 738_197_504
 assert ANALYTIC_FLOPS_PER_STEP == 738_197_504
 
 
-class PairDataset(Dataset):
-    def __init__(self, x_path, t_path):
-        self.x = np.load(x_path, mmap_mode="r")
-        self.t = np.load(t_path, mmap_mode="r")
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(np.array(self.x[i])), torch.from_numpy(np.array(self.t[i]))
-
-
 def write_data(folder, n, seed):
+    """Random inputs and random regression targets: (x.npy, target.npy)."""
     rng = np.random.default_rng(seed)
-    x_path, t_path = os.path.join(folder, "x.npy"), os.path.join(folder, "target.npy")
-    np.save(x_path, rng.normal(size=(n, D_IN)).astype(np.float32))
-    np.save(t_path, rng.normal(size=(n, D_OUT)).astype(np.float32))
-    return x_path, t_path
+    return save_arrays(folder, x=rng.normal(size=(n, D_IN)).astype(np.float32),
+                       target=rng.normal(size=(n, D_OUT)).astype(np.float32))
 
 
 def build_model():
@@ -90,22 +73,15 @@ def count_flops(model, x, target):
 
 
 def main():
-    p = argparse.ArgumentParser(description="training job with analytically known FLOPs")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--samples", type=int, default=2048)
-    p.add_argument("--seed", type=int, default=0)
+    p = job_parser("training job with analytically known FLOPs", batch_size=None, lr=0.01, samples=2048)
     p.add_argument("--check-flops", action="store_true",
                    help="compare FlopCounterMode with ANALYTIC_FLOPS_PER_STEP before training")
     args = p.parse_args()
 
     torch.manual_seed(args.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tmp = tempfile.mkdtemp(prefix="known_flops_")
-    try:
-        x_path, t_path = write_data(tmp, args.samples, args.seed)
-        loader = DataLoader(PairDataset(x_path, t_path), batch_size=BATCH, shuffle=True,
-                            drop_last=True, generator=torch.Generator().manual_seed(args.seed))
+    device = pick_device()
+    with scratch_dir("known_flops_") as tmp:
+        loader = train_loader(NpyDataset(*write_data(tmp, args.samples, args.seed)), BATCH, args.seed)
         model = build_model().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
 
@@ -118,7 +94,7 @@ def main():
                 sys.exit(1)
 
         step = 0
-        last = time.perf_counter()
+        clock = StepClock()
         while step < args.steps:
             for x, target in loader:
                 x, target = x.to(device), target.to(device)
@@ -126,16 +102,12 @@ def main():
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                now = time.perf_counter()
-                print(f"JOBSTEP {step} {now - last:.6f}", flush=True)
-                last = now
+                clock.tick(step)
                 step += 1
                 if step % 10 == 0:
                     print(f"step {step} loss {loss.item():.4f}", flush=True)
                 if step >= args.steps:
                     break
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
