@@ -153,7 +153,6 @@ class Recorder:
         self.trace_file: str | None = None
         self.status = "running"
         self.device = "cpu"
-        self.last_save = 0.0
         self.dirty = False
         self.saver: threading.Thread | None = None
         self.finished = False
@@ -470,7 +469,6 @@ class Recorder:
         """Write the rank file atomically (temporary file in the same folder, then rename)."""
         if os.getpid() != self.pid:  # a forked DataLoader worker inherited us: never write
             return
-        self.last_save = self.clock()
         try:
             os.makedirs(self.out_dir, exist_ok=True)
             path = os.path.join(self.out_dir, RANK_FILE.format(rank=self.rank))
