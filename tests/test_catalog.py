@@ -150,6 +150,71 @@ def test_system_to_dict_is_json_and_includes_the_accelerator(catalog: Catalog) -
     assert data["nodes"]["source"] == ["S5"]
 
 
+#: Systems the extrapolation engine (issue 8) needs in the shipped catalog.
+REQUIRED_SYSTEMS = ("dgx-a100-80gb", "dgx-h100", "dgx-b200", "gb200-nvl72", "jupiter-booster", "hunter", "alps",
+                    "leonardo-booster", "lumi-g", "hammerhai", "gigafactory-100k")
+#: Systems whose hardware is not public: every system-level figure must be an assumption.
+PLACEHOLDER_SYSTEMS = ("hammerhai", "gigafactory-100k")
+GIGAFACTORY_GPUS = 100_000
+NVL72_DOMAIN = 72
+
+
+@pytest.mark.parametrize("name", REQUIRED_SYSTEMS)
+def test_required_systems_have_the_extrapolation_inputs(catalog: Catalog, name: str) -> None:
+    system = catalog.system(name)
+    assert system.total_accelerators > 0
+    accelerator = system.accelerator
+    assert accelerator.peak("bf16") is not None and accelerator.power_w is not None, accelerator.name
+    assert {"link_gbs_per_direction", "domain_size"} <= set(accelerator.scale_up), accelerator.name
+    assert {"nic_gbps_per_accelerator", "latency_us"} <= set(system.scale_out)
+    assert "pue" in system.power
+    assert "failures_per_1000_node_days" in system.reliability
+
+
+def system_figures(system: System) -> Iterator[tuple[str, Figure]]:
+    """The system's own figures, without those of its accelerator entry."""
+    yield "nodes", system.nodes
+    yield "accelerators_per_node", system.accelerators_per_node
+    for section in ("scale_out", "storage", "power", "reliability"):
+        yield from iter_figures(getattr(system, section), section)
+
+
+@pytest.mark.parametrize("name", PLACEHOLDER_SYSTEMS)
+def test_placeholder_systems_mark_every_figure_as_an_assumption(catalog: Catalog, name: str) -> None:
+    system = catalog.system(name)
+    figures = dict(system_figures(system))
+    assert len(figures) > 8
+    for path, figure in figures.items():
+        assert figure.is_assumption, f"{name}: {path}"
+    assert "PLACEHOLDER" in system.description and "AI_READY_CATALOG_PATH" in system.description
+
+
+def test_gigafactory_has_100k_gpus_in_nvl72_domains(catalog: Catalog) -> None:
+    system = catalog.system("gigafactory-100k")
+    assert system.nodes.value * system.accelerators_per_node.value == GIGAFACTORY_GPUS
+    assert system.total_accelerators == GIGAFACTORY_GPUS
+    assert system.accelerator.name == "gb300"
+    assert system.accelerator.scale_up["domain_size"].value == NVL72_DOMAIN
+
+
+def test_gb200_nvl72_is_one_rack(catalog: Catalog) -> None:
+    system = catalog.system("gb200-nvl72")
+    assert system.total_accelerators == NVL72_DOMAIN
+    assert system.accelerator.scale_up["domain_size"].value == NVL72_DOMAIN
+
+
+def test_hunter_records_that_node_counts_differ(catalog: Catalog) -> None:
+    nodes = catalog.system("hunter").nodes
+    assert nodes.value == 188 and nodes.source == ("S11",)
+    assert "136" in nodes.note and "S13" in nodes.note
+
+
+def test_alps_is_the_gh200_partition(catalog: Catalog) -> None:
+    alps = catalog.system("alps")
+    assert alps.accelerator.name == "gh200" and alps.total_accelerators == 10752
+    assert "alps-gh200" not in catalog.systems  # renamed: the catalog has no aliases
+
+
 def test_unknown_names_are_input_errors(catalog: Catalog) -> None:
     with pytest.raises(InputError, match=r"unknown accelerator 'x'; known: .*h100-sxm"):
         catalog.accelerator("x")
