@@ -245,18 +245,25 @@ def _ep_worker(rank: int, init_file: str, errors) -> None:
 
 
 def _spawn(worker, tmp_path, monkeypatch, *args) -> None:
-    """Run ``worker(rank, rendezvous_file, errors, *args)`` on EP_RANKS gloo processes; fail with their errors."""
+    """Run ``worker(rank, rendezvous_file, errors, *args)`` on EP_RANKS gloo processes; fail with their errors.
+
+    A rank killed by a signal without reporting an error of its own (gloo tearing a connection down under
+    heavy load) is retried once; any error a rank reports fails the test at once."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "suite"), str(REPO / "tests"),
                                                       os.environ.get("PYTHONPATH", "")]))
-    errors = mp.get_context("spawn").SimpleQueue()
-    problems = []
-    try:
-        mp.spawn(worker, args=(str(tmp_path / "rendezvous"), errors, *args), nprocs=EP_RANKS)
-    except Exception as exc:  # the ranks' own messages, read below, say more
-        problems.append(repr(exc))
-    while not errors.empty():
-        problems.append(errors.get())
-    assert not problems, problems
+    for attempt in range(2):
+        errors = mp.get_context("spawn").SimpleQueue()
+        problems, reported = [], []
+        try:
+            mp.spawn(worker, args=(str(tmp_path / f"rendezvous-{attempt}"), errors, *args), nprocs=EP_RANKS)
+        except Exception as exc:  # the ranks' own messages, read below, say more
+            problems.append(repr(exc))
+        while not errors.empty():
+            reported.append(errors.get())
+        signalled = problems and "terminated with signal" in problems[0]
+        if not (signalled and not reported) or attempt == 1:
+            break
+    assert not problems + reported, problems + reported
 
 
 def test_moe_expert_parallel_matches_local(tmp_path, monkeypatch) -> None:
