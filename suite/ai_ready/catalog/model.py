@@ -51,6 +51,10 @@ class Figure:
             parts.append(f"assumption: {self.assumption}")
         return "; ".join(parts)
 
+    def provenance(self) -> str:
+        """For assumption lists in predictions: ``"source S4, S1"``, ``"assumption: ..."`` or both."""
+        return f"source {self.cite()}" if self.source else self.cite()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with every key present, so consumers need no guessing."""
         return {
