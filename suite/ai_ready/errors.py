@@ -11,3 +11,11 @@ class InputError(Exception):
     """Bad input: say what was wrong and what is accepted, in one line."""
 
     exit_code = 2
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error as one line with its position, for an InputError message."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())

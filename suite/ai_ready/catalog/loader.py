@@ -18,6 +18,7 @@ from typing import Any, Iterable, NoReturn
 import yaml
 
 from ai_ready.catalog.model import DTYPES, LOCAL_SYSTEM, Accelerator, Catalog, CatalogError, Figure, System
+from ai_ready.errors import yaml_problem
 
 #: Folder of the catalog that ships inside the package.
 SHIPPED_DIR = Path(__file__).resolve().parent / "data"
@@ -201,19 +202,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
         doc = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
-        ctx.fail(f"not valid YAML ({_yaml_problem(exc)})")
+        ctx.fail(f"not valid YAML ({yaml_problem(exc)})")
     except (OSError, UnicodeDecodeError) as exc:
         ctx.fail(f"cannot be read ({exc})")
     if not isinstance(doc, dict):
         ctx.fail(f"top level must be a mapping (got {type(doc).__name__})")
     return doc
 
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return " ".join(f"{where}{problem}".split())
 
 
 def _check_header(ctx: _Context, doc: dict[str, Any], schema: str, expect_name: bool = True) -> None:

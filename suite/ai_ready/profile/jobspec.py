@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import yaml
 
-from ai_ready.errors import InputError
+from ai_ready.errors import InputError, yaml_problem
 
 #: The job description a job directory may hold.
 SPEC_FILE = "ai-ready.yaml"
@@ -347,20 +347,13 @@ def _read_spec(path: Path, where: _Where) -> dict[Any, Any]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        where.fail(f"not valid YAML ({_yaml_problem(exc)}); accepted: a mapping with keys {', '.join(TOP_KEYS)}")
+        where.fail(f"not valid YAML ({yaml_problem(exc)}); accepted: a mapping with keys {', '.join(TOP_KEYS)}")
     except (OSError, UnicodeDecodeError) as exc:
         where.fail(f"cannot be read ({exc})")
     if not isinstance(doc, dict):
         found = "an empty file" if doc is None else _show(doc)
         where.fail(f"top level must be a mapping with keys {', '.join(TOP_KEYS)}, got {found}")
     return doc
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return " ".join(f"{where}{problem}".split())
 
 
 def _is_python(program: str) -> bool:
