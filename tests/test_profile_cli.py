@@ -54,6 +54,16 @@ def own_step_times(stdout: str) -> dict[int, float]:
     return {int(i): float(t) for i, t in re.findall(r"^JOBSTEP (\d+) ([0-9.eE+-]+)$", stdout, flags=re.M)}
 
 
+def every_step_seen(out: Path, name: str = "job") -> None:
+    """Every step of the rank's raw profile ran a forward and a backward, and forward took time: the
+    hooks stayed attached to the outermost modules after they moved off the global hooks."""
+    import json
+
+    raw = json.loads((out / name / "ranks" / "rank-0.json").read_text())
+    assert all(s["forward_calls"] >= 1 and s["backward_calls"] >= 1 for s in raw["steps"]), raw["steps"]
+    assert all(s["phases"]["forward"] > 0 and s["phases"]["backward"] > 0 for s in raw["steps"])
+
+
 def metric(recs: list, name: str, rank: int = 0):
     return next(r for r in recs if r.metric == name and r.rank == rank and not r.params.get("aggregate"))
 
@@ -70,6 +80,7 @@ def test_step_time_agrees_with_the_jobs_own_timing(tmp_path: Path) -> None:
     # the same steps: warm-up 3, then 25 timed; the job stops inside the last optimizer.step(), so it
     # never prints that step's line
     assert max(own) == 26
+    every_step_seen(out)
     timed = [own[i] for i in range(3, 27)]
     assert step.value == pytest.approx(statistics.median(timed), rel=AGREEMENT)
     phases = {r.params["phase"]: r for r in recs if r.metric == "phase_time"}
@@ -212,6 +223,7 @@ def _check_two_ranks(out: Path) -> None:
     [aggregate] = [r for r in recs if r.params.get("aggregate")]
     assert aggregate.params["ranks"] == 2 and aggregate.params["slowest_rank"] in (0, 1)
     ranks = {r["rank"]: r for r in meta["ranks"]}
+    every_step_seen(out)  # through the DDP wrapper too
     assert ranks[0]["features"]["ddp"] and ranks[0]["collectives"]["ddp_bucket_all_reduce"]["count"] > 0
     assert any(r.metric == "exposed_comm" for r in recs)
 

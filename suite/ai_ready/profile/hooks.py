@@ -66,10 +66,12 @@ def _module_hooks(torch: Any, rec: Recorder) -> None:
 
     def post(module: Any, args: tuple[Any, ...], output: Any) -> None:
         rec.module_depth = max(rec.module_depth - 1, 0)
-        if rec.module_depth == 0 and state["started"]:
-            rec.exit("forward", state["started"].pop())
-        if not state["local"] and rec.done_steps:
-            _localise()
+        if rec.module_depth == 0:
+            if state["started"]:
+                rec.exit("forward", state["started"].pop())
+            # only between outermost calls: inside one, the outer module's own post hook is still to come
+            if not state["local"] and rec.done_steps:
+                _localise()
 
     def _localise() -> None:
         """After the first step: hooks only on the modules seen outermost; global hooks removed."""
