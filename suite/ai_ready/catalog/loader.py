@@ -85,6 +85,7 @@ ACCELERATOR_SECTIONS: dict[str, dict[str, FigureSpec]] = {
 ACCELERATOR_FIGURES: dict[str, FigureSpec] = {
     "power_w": FigureSpec(POSITIVE, "W"),
     "matmul_efficiency_bf16": FigureSpec(PERCENT, "%"),
+    "attention_efficiency_bf16": FigureSpec(PERCENT, "%"),
 }
 ACCELERATOR_TEXT = ("vendor", "model", "description")
 ACCELERATOR_REQUIRED = ("vendor", "model", "match")
