@@ -34,7 +34,9 @@ MODEL_KINDS = ("transformer", "generic")
 
 TOP_KEYS = ("name", "command", "launcher", "nproc", "env", "profile", "target")
 PROFILE_KEYS = ("warmup_steps", "steps", "timeout_s", "trace")
-TARGET_KEYS = ("model", "tokens", "systems")
+TARGET_KEYS = ("model", "tokens", "systems", "global_batch", "precision")
+#: Number formats a target may train in (those the performance model knows).
+TARGET_PRECISIONS = ("bf16", "fp16", "fp8", "fp32")
 MODEL_SIZE_KEYS = ("layers", "hidden", "heads", "seq_len", "vocab", "kv_heads", "ffn_hidden", "experts", "top_k")
 MODEL_KEYS = ("kind", *MODEL_SIZE_KEYS)
 #: Sizes a model of each kind must state; the extrapolation needs them all.
@@ -89,6 +91,8 @@ class Target:
     model: TargetModel | None = None
     tokens: float | None = None
     systems: tuple[str, ...] = ()
+    global_batch: int | None = None
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,10 +280,16 @@ def _target(where: _Where, value: Any) -> Target | None:
     raw = _section(where, "target", value)
     _check_keys(where, raw, TARGET_KEYS, "target.")
     tokens = raw.get("tokens")
+    precision = raw.get("precision")
+    if precision is not None and precision not in TARGET_PRECISIONS:
+        where.fail(f"target.precision must be one of {', '.join(TARGET_PRECISIONS)}, got {_show(precision)}")
+    batch = raw.get("global_batch")
     return Target(
         model=_target_model(where, raw.get("model")),
         tokens=None if tokens is None else _positive_number(where, "target.tokens", tokens),
         systems=_systems(where, raw.get("systems")),
+        global_batch=None if batch is None else _positive_int(where, "target.global_batch", batch),
+        precision=precision,
     )
 
 

@@ -184,7 +184,8 @@ def job_meta(spec: JobSpec, outcome: JobOutcome) -> dict[str, Any]:
     if spec.target is not None:
         model = spec.target.model
         target = {"model": None if model is None else {k: v for k, v in vars(model).items() if v is not None},
-                  "tokens": spec.target.tokens, "systems": list(spec.target.systems)}
+                  "tokens": spec.target.tokens, "systems": list(spec.target.systems),
+                  "global_batch": spec.target.global_batch, "precision": spec.target.precision}
     return {
         "job": {"name": spec.name, "directory": str(spec.directory), "command": list(spec.command),
                 "launcher": spec.launcher, "nproc": spec.nproc, "env": dict(spec.env),

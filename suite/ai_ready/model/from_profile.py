@@ -1,0 +1,226 @@
+"""From a job profile (``profile.json`` of ``ai-ready profile``) to what the model extrapolates.
+
+- The workload: the ``target.model`` of the job's ai-ready.yaml when it is a transformer (the run the
+  user plans); else the profiled transformer itself (its layers, hidden size, heads and vocabulary as
+  the profile found them); else a :class:`~ai_ready.model.predict.GenericWorkload` from measured
+  totals (FLOPs per step, parameters, memory).
+- The calibration: when the job ran on a GPU the catalog knows, the profiled step is modelled on that
+  GPU and measured/modelled carries over to targets (bounded); on a CPU nothing is calibrated and the
+  predictions use catalog efficiencies, which the notes say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ai_ready.catalog.model import Catalog, Figure, System
+from ai_ready.errors import InputError
+from ai_ready.model.hardware import hardware_for
+from ai_ready.model.predict import (Calibration, GenericWorkload, Prediction, predict, predict_generic,
+                                   scaling_curve, scaling_points)
+from ai_ready.model.search import search
+from ai_ready.model.workload import Training, TransformerModel, Workload
+
+#: Global batch when the target names none: about 4M tokens, Llama 2's pre-training batch (Touvron et
+#: al. 2023, "Llama 2: Open Foundation and Fine-Tuned Chat Models", §2.2).
+DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024
+BATCH_ASSUMPTION = ("global batch of about 4M tokens (Llama 2's pre-training batch, Touvron et al. 2023); "
+                    "set target.global_batch in ai-ready.yaml")
+PRECISION_ASSUMPTION = "bf16 mixed precision (set target.precision in ai-ready.yaml)"
+
+
+@dataclass(frozen=True)
+class ProfileWorkload:
+    """What a profile extrapolates: one of the two workload kinds, where it came from, the calibration."""
+
+    transformer: Workload | None
+    generic: GenericWorkload | None
+    source: str
+    calibration: Calibration
+    notes: tuple[str, ...]
+    systems: tuple[str, ...]
+
+
+def _profile(document: Any) -> tuple[dict[str, Any], list[Any]]:
+    meta = document.meta if hasattr(document, "meta") else document["meta"]
+    records = document.records if hasattr(document, "records") else document.get("records", [])
+    profile = meta.get("profile") if isinstance(meta, dict) else None
+    if not isinstance(profile, dict) or not profile.get("ranks"):
+        raise InputError("not a job profile: meta.profile with ranks is missing (give the profile.json that "
+                         "`ai-ready profile` wrote)")
+    return profile, list(records)
+
+
+def _record(records: list[Any], metric: str) -> Any:
+    for r in records:
+        name = r.metric if hasattr(r, "metric") else r.get("metric")
+        params = r.params if hasattr(r, "params") else r.get("params", {})
+        rank = r.rank if hasattr(r, "rank") else r.get("rank", 0)
+        if name == metric and not params.get("aggregate") and (rank in (0, None)):
+            return r
+    return None
+
+
+def _value(record: Any) -> float:
+    return float(record.value if hasattr(record, "value") else record["value"])
+
+
+def _params(record: Any) -> dict[str, Any]:
+    return dict(record.params if hasattr(record, "params") else record.get("params", {}))
+
+
+def workload_from_profile(document: Any, catalog: Catalog) -> ProfileWorkload:
+    """The workload, its source and calibration from a profile document (Results or its dict)."""
+    profile, records = _profile(document)
+    rank = profile["ranks"][0]
+    target = profile.get("target") or {}
+    notes: list[str] = []
+    name = str(profile.get("job", {}).get("name", "job"))
+    step = _record(records, "step_time")
+    throughput = _record(records, "throughput")
+    if step is None or throughput is None:
+        raise InputError("the profile has no step_time or throughput record: the job finished no timed step, "
+                         "so there is nothing to extrapolate")
+    per_step = float(_params(throughput).get("per_step", 0.0))
+    item = str(_params(throughput).get("item", "samples"))
+    precision = target.get("precision") or "bf16"
+    if not target.get("precision"):
+        notes.append(f"precision: assumption: {PRECISION_ASSUMPTION}")
+    tokens = target.get("tokens")
+    measured = rank.get("model", {}).get("transformer") if isinstance(rank.get("model"), dict) else None
+    seq_len = rank.get("seq_len")
+    target_model = target.get("model") or None
+    workload = generic = None
+    if target_model and target_model.get("kind") == "transformer":
+        sizes = {k: v for k, v in target_model.items() if k != "kind"}
+        model = TransformerModel(**sizes).validate()
+        source = "target.model of ai-ready.yaml"
+    elif measured and seq_len and all(measured.get(k) for k in ("layers", "hidden", "heads", "vocab")):
+        model = TransformerModel(layers=int(measured["layers"]), hidden=int(measured["hidden"]),
+                                 heads=int(measured["heads"]), vocab=int(measured["vocab"]),
+                                 seq_len=int(seq_len)).validate()
+        source = "the profiled model (no transformer target.model in ai-ready.yaml)"
+    else:
+        model = None
+        source = "measured totals of the profiled job (not a transformer the profile recognised)"
+    if model is not None:
+        batch = target.get("global_batch")
+        if batch is None:
+            batch = max(1, round(DEFAULT_BATCH_TOKENS / model.seq_len))
+            notes.append(f"global batch: {batch} sequences; assumption: {BATCH_ASSUMPTION}")
+        workload = Workload(name, model, Training(int(batch), tokens, precision).validate())
+    else:
+        flops = _record(records, "model_flops")
+        if flops is None or per_step <= 0:
+            raise InputError("the profile counted no FLOPs per step, so a generic job cannot be extrapolated")
+        world = int(rank.get("world_size", 1) or 1)
+        params = float(rank.get("model", {}).get("parameters", 0) or 0)
+        peak = _record(records, "peak_memory")
+        memory = _value(peak) * 1e9 if peak is not None else 0.0
+        activations = max(0.0, memory - 16.0 * params)
+        per_gpu = max(1, round(per_step / world)) if per_step >= world else 1
+        generic = GenericWorkload(name, _value(flops) / per_step, params, activations / max(per_gpu, 1), per_gpu,
+                                  item, tokens, precision)
+        notes.append("activation memory: the profile's peak memory less 16 bytes per parameter (weights, "
+                     "gradients, Adam states), per item")
+    calibration = _calibrate(profile, records, catalog, workload, measured, seq_len, per_step)
+    systems = tuple(target.get("systems") or ())
+    return ProfileWorkload(workload, generic, source, calibration, tuple(notes), systems)
+
+
+def _calibrate(profile: dict[str, Any], records: list[Any], catalog: Catalog, workload: Workload | None,
+               measured: dict[str, Any] | None, seq_len: int | None, per_step: float) -> Calibration:
+    rank = profile["ranks"][0]
+    device = str(rank.get("device", "cpu"))
+    if not device.startswith("cuda"):
+        return Calibration(note=f"not calibrated: the job was profiled on {device}, not a GPU; catalog "
+                                f"efficiencies used")
+    accelerator = catalog.match_accelerator(str(rank.get("device_name", "")))
+    if accelerator is None:
+        return Calibration(note=f"not calibrated: {rank.get('device_name')} is not in the catalog")
+    if not (measured and seq_len and per_step > 0):
+        return Calibration(note="not calibrated: the profiled model is not a transformer the model can rebuild")
+    step = _record(records, "step_time")
+    world = int(rank.get("world_size", 1) or 1)
+    model = TransformerModel(layers=int(measured["layers"]), hidden=int(measured["hidden"]),
+                             heads=int(measured["heads"]), vocab=int(measured["vocab"]), seq_len=int(seq_len))
+    batch = max(world, int(round(per_step / seq_len)) * world)
+    precision = "bf16" if rank.get("features", {}).get("autocast") else "fp32"
+    node = _node_system(accelerator, world)
+    try:
+        hw = hardware_for(node, precision)
+        fixed = {"tp": 1, "pp": 1, "dp": world, "cp": 1, "recompute": "none", "zero": 0,
+                 "microbatch": batch // world}
+        modelled = search(model, Training(batch, precision=precision), hw, gpus=world, fixed=fixed).best
+    except InputError as exc:
+        return Calibration(note=f"not calibrated: the profiled step could not be modelled ({exc})")
+    return Calibration.from_measurement(_value(step), modelled.step_time_s,
+                                        f"{world} × {accelerator.model} running the profiled model")
+
+
+def _node_system(accelerator: Any, gpus: int) -> System:
+    """A one-node system of ``gpus`` of ``accelerator``: the node the job was profiled on."""
+    definition = ("definition",)
+    return System(name=f"profiled-{accelerator.name}", accelerator=accelerator,
+                  nodes=Figure(1, source=definition), accelerators_per_node=Figure(max(1, gpus), source=definition))
+
+
+def extrapolate_profile(document: Any, catalog: Catalog, systems: tuple[str, ...] | None = None,
+                        scaling: bool = True) -> dict[str, Any]:
+    """Everything the report shows at scale, JSON-ready: per target system the prediction on the whole
+    system (or the reason it failed) and the scaling curve from one node."""
+    work = workload_from_profile(document, catalog)
+    names = systems or work.systems
+    out: dict[str, Any] = {
+        "workload": _workload_json(work), "source": work.source, "calibration": work.calibration.to_json(),
+        "notes": list(work.notes), "systems": [],
+    }
+    for name in names:
+        entry: dict[str, Any] = {"system": name, "prediction": None, "error": None, "scaling": []}
+        try:
+            system = catalog.system(name)
+            prediction: Prediction
+            if work.transformer is not None:
+                prediction = predict(work.transformer, system, calibration=work.calibration)
+                if scaling:
+                    entry["scaling"] = scaling_curve(work.transformer, system, calibration=work.calibration)
+            else:
+                assert work.generic is not None
+                prediction = predict_generic(work.generic, system, calibration=work.calibration)
+                if scaling:
+                    entry["scaling"] = _generic_curve(work.generic, system, work.calibration)
+            entry["prediction"] = prediction.to_json()
+        except InputError as exc:
+            entry["error"] = str(exc)
+        out["systems"].append(entry)
+    return out
+
+
+def _generic_curve(work: GenericWorkload, system: System, calibration: Calibration) -> list[dict[str, Any]]:
+    curve, reference = [], None
+    for n in scaling_points(system):
+        p = predict_generic(work, system, gpus=n, calibration=calibration).step
+        per_gpu = p.tokens_per_s / p.gpus
+        reference = reference or per_gpu
+        curve.append({"gpus": n, "gpus_used": n, "fits": p.fits_memory, "step_time_s": p.step_time_s,
+                      "tokens_per_s": p.tokens_per_s, "mfu": p.mfu, "efficiency": per_gpu / reference,
+                      "global_batch": p.tokens_per_step, "parallelism": {"dp": n, "zero": p.parallelism.zero}})
+    return curve
+
+
+def _workload_json(work: ProfileWorkload) -> dict[str, Any]:
+    if work.transformer is not None:
+        w = work.transformer
+        m = w.model
+        return {"kind": "transformer", "name": w.name,
+                "model": {"layers": m.layers, "hidden": m.hidden, "heads": m.heads, "kv_heads": m.resolved_kv_heads,
+                          "ffn_hidden": m.resolved_ffn_hidden, "ffn": m.ffn, "vocab": m.vocab, "seq_len": m.seq_len,
+                          "experts": m.experts, "top_k": m.top_k},
+                "global_batch": w.training.global_batch, "tokens": w.training.tokens,
+                "precision": w.training.precision}
+    g = work.generic
+    assert g is not None
+    return {"kind": "generic", "name": g.name, "flops_per_item": g.flops_per_item, "parameters": g.parameters,
+            "activation_bytes_per_item": g.activation_bytes_per_item, "items_per_gpu_step": g.items_per_step,
+            "item": g.item, "tokens": g.tokens, "precision": g.precision}

@@ -1,0 +1,371 @@
+"""Validation of the performance model against published large-scale training runs.
+
+The validation set ships with the package (``model/data/published_runs.yaml``, schema
+``ai-ready/published-runs`` version 1): tables copied from papers and READMEs, each with its
+source, the figure it prints (``figure.metric``), the software stack of its runs (``software``),
+shared settings (``defaults``), what had to be assumed (``assumptions``) and its rows.
+
+Every row is one *case* (two for Korthikanti et al., whose table also prints the full-recompute
+baseline): the model, the training setup, the published layout (tp, pp, dp, recomputation,
+ZeRO, sequence parallelism) held fixed, and the micro-batch size and interleaving chosen by
+:func:`ai_ready.model.search.search` where the source does not publish them. The catalog system
+is one node; the run spans as many of them as the row's GPU count needs
+(``Hardware.total_gpus`` is the row's ``gpus``).
+
+:func:`validate` predicts every case and compares it with the published figure:
+``error = (predicted - published) / published``. The model meets its target when the median
+absolute error is at most :data:`TARGET_MEDIAN` and every case is within :data:`TARGET_MAX`.
+
+Pure Python (no torch), like the rest of :mod:`ai_ready.model`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ai_ready.errors import InputError, yaml_problem
+from ai_ready.model.hardware import hardware_for
+from ai_ready.model.search import search
+from ai_ready.model.step import Software, StepTime
+from ai_ready.model.workload import Parallelism, Training, TransformerModel
+
+DATA_PATH = Path(__file__).resolve().parent / "data" / "published_runs.yaml"
+SCHEMA, VERSION = "ai-ready/published-runs", 1
+
+#: The model's target on this validation set: median |error| and worst |error|.
+TARGET_MEDIAN = 0.08
+TARGET_MAX = 0.15
+
+HARDWARE_TFLOPS, MODEL_TFLOPS, SECONDS = "tflops_per_gpu_hardware", "tflops_per_gpu_model", "seconds_per_iteration"
+METRICS = (HARDWARE_TFLOPS, MODEL_TFLOPS, SECONDS)
+PUBLISHED = "published"
+
+TOP_KEYS = ("schema", "version", "tables")
+TABLE_KEYS = ("id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows")
+SOURCE_KEYS = ("authors", "title", "venue", "year", "table", "url")
+SOURCE_OPTIONAL_KEYS = ("note",)
+FIGURE_KEYS = ("metric", "unit", "meaning")
+FIGURE_OPTIONAL_KEYS = ("full_recompute",)
+VARIANT_KEYS = ("field", "recompute", "sequence_parallel", "meaning")
+SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap")
+DEFAULT_KEYS = ("seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",
+                "kv_heads", "zero")
+ROW_KEYS = ("name", "layers", "hidden", "heads", "tp", "pp", "dp", "gpus", "global_batch", "microbatch",
+            "interleave", "published")
+ROW_OPTIONAL_KEYS = ("params_b", "published_full_recompute")
+
+
+# --- the file -------------------------------------------------------------------------------
+
+def _where(path: Path) -> str:
+    return path.name
+
+
+def _mapping(data: Any, where: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+    """``data`` as a mapping with exactly the ``required`` keys and some of the ``optional`` ones."""
+    accepted = tuple(required) + tuple(optional)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: must be a mapping with keys {', '.join(accepted)}, got {type(data).__name__}")
+    for key in data:
+        if key not in accepted:
+            raise InputError(f"{where}: unknown key '{key}'; accepted: {', '.join(accepted)}")
+    for key in required:
+        if key not in data:
+            raise InputError(f"{where}: missing key '{key}'")
+    return dict(data)
+
+
+def _positive_number(value: Any, where: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{where}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
+    where = f"{file}: tables[{index}]"
+    table = _mapping(table, where, TABLE_KEYS)
+    _text(table["id"], f"{where}.id")
+    where = f"{file}: tables[{table['id']}]"
+    _text(table["title"], f"{where}.title")
+    _text(table["system"], f"{where}.system")
+    source = _mapping(table["source"], f"{where}.source", SOURCE_KEYS, SOURCE_OPTIONAL_KEYS)
+    for key in SOURCE_KEYS:
+        if key != "year":
+            _text(source[key], f"{where}.source.{key}")
+    if not str(source["url"]).startswith("https://"):
+        raise InputError(f"{where}.source.url: must be an https:// address, got {source['url']!r}")
+    figure = _mapping(table["figure"], f"{where}.figure", FIGURE_KEYS, FIGURE_OPTIONAL_KEYS)
+    if figure["metric"] not in METRICS:
+        raise InputError(f"{where}.figure.metric: got {figure['metric']!r}; accepted: {', '.join(METRICS)}")
+    _text(figure["unit"], f"{where}.figure.unit")
+    if "full_recompute" in figure:
+        variant = _mapping(figure["full_recompute"], f"{where}.figure.full_recompute", VARIANT_KEYS)
+        if variant["field"] not in ROW_OPTIONAL_KEYS or variant["field"] == "params_b":
+            raise InputError(f"{where}.figure.full_recompute.field: got {variant['field']!r}; "
+                             "accepted: published_full_recompute")
+    software = _mapping(table["software"], f"{where}.software", SOFTWARE_KEYS)
+    _software(software, where)
+    _mapping(table["defaults"], f"{where}.defaults", DEFAULT_KEYS)
+    assumptions = table["assumptions"]
+    if not isinstance(assumptions, list) or not assumptions:
+        raise InputError(f"{where}.assumptions: must be a non-empty list of sentences")
+    for i, text in enumerate(assumptions):
+        _text(text, f"{where}.assumptions[{i}]")
+    rows = table["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"{where}.rows: must be a non-empty list of rows")
+    names: set[str] = set()
+    for i, row in enumerate(rows):
+        row = _mapping(row, f"{where}.rows[{i}]", ROW_KEYS, ROW_OPTIONAL_KEYS)
+        name = _text(row["name"], f"{where}.rows[{i}].name")
+        if name in names:
+            raise InputError(f"{where}.rows: row name '{name}' appears twice")
+        names.add(name)
+        at = f"{where}.rows[{name}]"
+        _positive_number(row[PUBLISHED], f"{at}.published")
+        if "full_recompute" in figure:
+            field = figure["full_recompute"]["field"]
+            if field not in row:
+                raise InputError(f"{at}: missing key '{field}' (the table's figure.full_recompute)")
+            _positive_number(row[field], f"{at}.{field}")
+        elif "published_full_recompute" in row:
+            raise InputError(f"{at}: published_full_recompute given, but the table has no figure.full_recompute")
+        product = row["tp"] * row["pp"] * row["dp"] if all(
+            isinstance(row[k], int) and not isinstance(row[k], bool) for k in ("tp", "pp", "dp")) else None
+        if product != row["gpus"]:
+            raise InputError(f"{at}: tp · pp · dp must equal gpus ({row['gpus']!r}); "
+                             f"got {row['tp']!r} · {row['pp']!r} · {row['dp']!r}")
+    return table
+
+
+def _software(data: Mapping[str, Any], where: str) -> Software:
+    sw = Software(attention=data["attention"], overlap_grad_reduce=data["overlap_grad_reduce"],
+                  overlap_param_gather=data["overlap_param_gather"], tp_overlap=data["tp_overlap"])
+    try:
+        return sw.validate()
+    except InputError as exc:
+        raise InputError(f"{where}.{exc}") from None
+
+
+def load_document(path: str | Path | None = None) -> dict[str, Any]:
+    """The parsed published-runs file, checked: schema, version, known keys only, unique ids and names.
+
+    Raises :class:`InputError` (one line) on anything else, so a typo never falls back to a default.
+    """
+    path = DATA_PATH if path is None else Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the published runs ({exc.strerror})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{_where(path)}: not valid YAML: {yaml_problem(exc)}") from None
+    doc = _mapping(doc, _where(path), TOP_KEYS)
+    if doc["schema"] != SCHEMA or doc["version"] != VERSION:
+        raise InputError(f"{_where(path)}: schema {doc['schema']!r} version {doc['version']!r}; "
+                         f"accepted: {SCHEMA} version {VERSION}")
+    tables = doc["tables"]
+    if not isinstance(tables, list) or not tables:
+        raise InputError(f"{_where(path)}: tables: must be a non-empty list of tables")
+    doc["tables"] = [_check_table(table, _where(path), i) for i, table in enumerate(tables)]
+    ids = [table["id"] for table in doc["tables"]]
+    for table_id in ids:
+        if ids.count(table_id) > 1:
+            raise InputError(f"{_where(path)}: tables: table id '{table_id}' appears twice")
+    return doc
+
+
+# --- tables and cases -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Table:
+    """One published table: where it comes from and what its figure means."""
+
+    id: str
+    title: str
+    source: Mapping[str, Any]
+    system: str
+    metric: str
+    unit: str
+    software: Software
+    assumptions: tuple[str, ...]
+
+    def citation(self) -> str:
+        """Authors, title, venue, year, table and address on one line."""
+        s = self.source
+        authors = " ".join(str(s["authors"]).split())
+        return f"{authors}: {s['title']}. {s['venue']}, {s['year']}, {s['table']}. {s['url']}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One published figure to predict: a row of a table, with the published layout held fixed.
+
+    ``variant`` is ``published`` (the table's main figure) or the name of a second figure of the
+    same row (``published_full_recompute``). ``fixed`` is what :func:`search` must not change;
+    it lacks ``microbatch``/``interleave`` where the source does not publish them.
+    """
+
+    table: str
+    name: str
+    variant: str
+    model: TransformerModel
+    training: Training
+    fixed: Mapping[str, Any]
+    software: Software
+    metric: str
+    unit: str
+    published: float
+    system: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class PublishedRuns:
+    """The validation set: its tables and every case they hold, in file order."""
+
+    tables: tuple[Table, ...]
+    cases: tuple[Case, ...]
+
+    def table(self, table_id: str) -> Table:
+        for table in self.tables:
+            if table.id == table_id:
+                return table
+        raise InputError(f"table '{table_id}': not in the published runs; "
+                         f"accepted: {', '.join(t.id for t in self.tables)}")
+
+    def select(self, table_ids: Sequence[str] | None) -> "PublishedRuns":
+        """Only the tables named (in file order); None or empty keeps all. Unknown ids are an InputError."""
+        if not table_ids:
+            return self
+        wanted = {self.table(table_id).id for table_id in table_ids}
+        return PublishedRuns(tuple(t for t in self.tables if t.id in wanted),
+                             tuple(c for c in self.cases if c.table in wanted))
+
+
+def _cases(table: Mapping[str, Any], software: Software) -> list[Case]:
+    d, figure = table["defaults"], table["figure"]
+    variants = [(PUBLISHED, d["recompute"], d["sequence_parallel"])]
+    if "full_recompute" in figure:
+        full = figure["full_recompute"]
+        variants.append((full["field"], full["recompute"], full["sequence_parallel"]))
+    cases = []
+    for row in table["rows"]:
+        model = TransformerModel(layers=row["layers"], hidden=row["hidden"], heads=row["heads"], vocab=d["vocab"],
+                                 seq_len=d["seq_len"], kv_heads=d["kv_heads"], ffn=d["ffn"],
+                                 tied_embeddings=d["tied_embeddings"])
+        training = Training(global_batch=row["global_batch"], precision=d["precision"])
+        for variant, recompute, sequence_parallel in variants:
+            fixed: dict[str, Any] = {"tp": row["tp"], "pp": row["pp"], "dp": row["dp"], "cp": 1,
+                                     "recompute": recompute, "zero": d["zero"],
+                                     "sequence_parallel": bool(sequence_parallel) and row["tp"] > 1}
+            for key in ("microbatch", "interleave"):
+                if row[key] is not None:
+                    fixed[key] = row[key]
+            cases.append(Case(table=table["id"], name=row["name"], variant=variant, model=model, training=training,
+                              fixed=fixed, software=software, metric=figure["metric"], unit=figure["unit"],
+                              published=float(row[variant]), system=table["system"], gpus=row["gpus"]))
+    return cases
+
+
+def load_published(path: str | Path | None = None) -> PublishedRuns:
+    """The checked validation set (the shipped file unless ``path`` names another)."""
+    doc = load_document(path)
+    tables, cases = [], []
+    for raw in doc["tables"]:
+        software = _software(raw["software"], f"{_where(Path(path or DATA_PATH))}: tables[{raw['id']}]")
+        tables.append(Table(id=raw["id"], title=raw["title"], source=dict(raw["source"]), system=raw["system"],
+                            metric=raw["figure"]["metric"], unit=raw["figure"]["unit"], software=software,
+                            assumptions=tuple(raw["assumptions"])))
+        cases += _cases(raw, software)
+    return PublishedRuns(tuple(tables), tuple(cases))
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseResult:
+    """A case's prediction next to the published figure; ``error`` is signed, a fraction."""
+
+    case: Case
+    predicted: float
+    published: float
+    error: float
+    parallelism: Parallelism
+    step: StepTime
+    gpus_per_node: int
+
+    @property
+    def nodes(self) -> float:
+        """Catalog nodes the run spans: the row's GPUs over the system's GPUs per node."""
+        return self.case.gpus / self.gpus_per_node
+
+
+def _metric(step: StepTime, metric: str) -> float:
+    if metric == HARDWARE_TFLOPS:
+        return step.hardware_tflops_per_gpu
+    if metric == MODEL_TFLOPS:
+        return step.model_tflops_per_gpu
+    return step.step_time_s
+
+
+def predict_case(case: Case, catalog: Any) -> CaseResult:
+    """The fastest layout that fits memory with the case's published choices fixed, and its figure.
+
+    The catalog system is one node; the run is given the row's GPU count.
+    """
+    hw = hardware_for(catalog.system(case.system), case.training.precision).with_(total_gpus=case.gpus)
+    best = search(case.model, case.training, hw, case.software, gpus=case.gpus, fixed=case.fixed).best
+    predicted = _metric(best, case.metric)
+    error = (predicted - case.published) / case.published
+    return CaseResult(case, predicted, case.published, error, best.parallelism, best, hw.gpus_per_node)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every case's result, the error summary and whether the model meets its target."""
+
+    tables: tuple[Table, ...]
+    cases: tuple[CaseResult, ...]
+    median_abs_error: float
+    max_abs_error: float
+    within_target: bool
+    target_median: float = TARGET_MEDIAN
+    target_max: float = TARGET_MAX
+
+    def misses(self) -> list[str]:
+        """Why the target is missed (empty when it is met), one phrase each."""
+        why = []
+        if self.median_abs_error > self.target_median:
+            why.append(f"median |error| {self.median_abs_error:.1%} is above {self.target_median:.0%}")
+        worst = [r for r in self.cases if abs(r.error) > self.target_max]
+        for r in worst:
+            why.append(f"{r.case.table}/{r.case.name} ({r.case.variant}) is off by {r.error:+.1%}, "
+                       f"beyond {self.target_max:.0%}")
+        return why
+
+
+def validate(catalog: Any, tables: Sequence[str] | None = None,
+             path: str | Path | None = None) -> ValidationReport:
+    """Predict every case of the validation set (or of the ``tables`` named) and summarise the errors."""
+    runs = load_published(path).select(tables)
+    results = tuple(predict_case(case, catalog) for case in runs.cases)
+    errors = [abs(r.error) for r in results]
+    median, worst = statistics.median(errors), max(errors)
+    return ValidationReport(runs.tables, results, median, worst,
+                            within_target=median <= TARGET_MEDIAN and worst <= TARGET_MAX)

@@ -1,0 +1,200 @@
+"""The fastest parallel layout of a training job on at most N GPUs, under the memory cap.
+
+Exhaustive over tensor (inside the scale-up domain), pipeline, context, expert and data
+parallelism, micro-batch size, interleaving, recomputation and ZeRO stage, with three prunings
+that cannot lose the optimum in this model:
+
+- recomputation only costs time, so for a layout the least recomputation that fits is the fastest
+  (``none``, then ``selective``, then ``full``);
+- ZeRO-2 and -3 only add memory savings over ZeRO-1 at equal or higher time, so they are tried
+  only when ZeRO-0 and ZeRO-1 do not fit;
+- for a (tp, pp, cp, ep, micro-batch) the data-parallel size is taken among the two largest that
+  fit in N GPUs and divide the batch: a larger dp divides the compute, the extra reduction costs
+  less (both are evaluated, so the rare exception is still found).
+
+Fixed choices (``--tp 8``, ``--recompute full``...) restrict the space; a fully fixed layout is
+just evaluated. Ties within 0.1% go to fewer GPUs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ai_ready.errors import InputError
+from ai_ready.model.hardware import Hardware
+from ai_ready.model.step import Software, StepTime, step_time
+from ai_ready.model.transformer import fits_memory, memory_per_gpu
+from ai_ready.model.workload import RECOMPUTE_MODES, Parallelism, Training, TransformerModel
+
+MICROBATCHES = (1, 2, 4, 8)
+CONTEXT_SIZES = (1, 2, 4, 8, 16, 32)
+MIN_TOKENS_PER_CONTEXT_RANK = 1024  # below this, attention chunks are too small to be worth splitting
+MAX_INTERLEAVE = 8
+FIXABLE = ("tp", "pp", "dp", "cp", "ep", "microbatch", "interleave", "recompute", "zero", "sequence_parallel")
+TIE = 1e-3
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best layout and how the search went."""
+
+    best: StepTime
+    evaluated: int
+    fitting: int
+    elapsed_s: float
+    gpus_available: int
+    runner_up: tuple[StepTime, ...] = ()
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _choices(fixed: Mapping[str, Any], key: str, default: list[Any]) -> list[Any]:
+    return [fixed[key]] if key in fixed else default
+
+
+def _check_fixed(fixed: Mapping[str, Any]) -> None:
+    for key in fixed:
+        if key not in FIXABLE:
+            raise InputError(f"parallelism: unknown key '{key}'; accepted: {', '.join(FIXABLE)}")
+
+
+def search(model: TransformerModel, training: Training, hw: Hardware, sw: Software = Software(),
+           gpus: int | None = None, fixed: Mapping[str, Any] | None = None, keep: int = 5) -> SearchResult:
+    """The fastest layout on at most ``gpus`` GPUs (default: the whole system) that fits memory.
+
+    Raises :class:`InputError` when nothing fits, naming what was tried.
+    """
+    started = time.perf_counter()
+    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    _check_fixed(fixed)
+    model.validate()
+    training.validate()
+    sw.validate()
+    limit = hw.total_gpus if gpus is None else gpus
+    if limit > hw.total_gpus:
+        raise InputError(f"--gpus {limit}: system '{hw.name}' has {hw.total_gpus} GPUs")
+    if limit < 1:
+        raise InputError(f"--gpus: must be at least 1, got {limit}")
+    if all(k in fixed for k in ("tp", "pp", "dp")) and set(fixed) >= {"microbatch"}:
+        par = _full(fixed)
+        if par.gpus > limit:
+            raise InputError(f"parallelism: tp·pp·dp·cp = {par.gpus} GPUs, more than the {limit} available "
+                             f"on '{hw.name}'")
+        result = step_time(model, training, par, hw, sw)
+        return SearchResult(result, 1, int(result.fits_memory), time.perf_counter() - started, limit)
+
+    heads = model.heads if model.resolved_kv_heads == model.heads else _gcd(model.heads, model.resolved_kv_heads)
+    tps = [t for t in _divisors(heads) if t <= min(hw.scale_up_size, limit)]
+    cps = [c for c in CONTEXT_SIZES if model.seq_len % c == 0 and model.seq_len // c >= MIN_TOKENS_PER_CONTEXT_RANK
+           or c == 1]
+    pps = _divisors(model.layers)
+    mbs = [b for b in MICROBATCHES if training.global_batch % b == 0]
+    recomputes = list(RECOMPUTE_MODES)
+    zeros = [0, 1, 2, 3]
+    eps = _divisors(model.experts) if model.is_moe else [1]
+    tps, cps, pps = _choices(fixed, "tp", tps), _choices(fixed, "cp", cps), _choices(fixed, "pp", pps)
+    mbs, eps = _choices(fixed, "microbatch", mbs), _choices(fixed, "ep", eps)
+    recomputes, zeros = _choices(fixed, "recompute", recomputes), _choices(fixed, "zero", zeros)
+
+    evaluated = fitting = 0
+    kept: list[StepTime] = []
+    for tp in tps:
+        sp = fixed.get("sequence_parallel", tp > 1)
+        for cp in cps:
+            for pp in pps:
+                width = tp * cp * pp
+                if width > limit:
+                    continue
+                vs = [1] if pp == 1 else [v for v in _divisors(model.layers // pp) if v <= MAX_INTERLEAVE]
+                vs = _choices(fixed, "interleave", vs)
+                for mb in mbs:
+                    for dp in _data_parallel(fixed, training.global_batch, mb, limit // width):
+                        for ep in eps:
+                            if (dp * cp) % ep:
+                                continue
+                            for v in vs:
+                                best = _best_memory_choice(model, training, hw, sw, tp, pp, dp, cp, ep, mb, v, sp,
+                                                           recomputes, zeros)
+                                evaluated += best[1]
+                                if best[0] is None:
+                                    continue
+                                fitting += 1
+                                kept = _keep(kept, best[0], keep)
+    if not kept:
+        raise InputError(f"no layout of '{model_name(model)}' fits the memory of {hw.accelerator} "
+                         f"({hw.hbm_bytes / 1e9:g} GB) on at most {limit} GPUs with the choices allowed; "
+                         "fix fewer of --tp/--pp/--dp/--recompute/--zero or use more GPUs")
+    return SearchResult(kept[0], evaluated, fitting, time.perf_counter() - started, limit, tuple(kept[1:]))
+
+
+def model_name(model: TransformerModel) -> str:
+    return f"{model.layers}-layer h={model.hidden} model"
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _full(fixed: Mapping[str, Any]) -> Parallelism:
+    return Parallelism(**{k: fixed[k] for k in FIXABLE if k in fixed})
+
+
+def _data_parallel(fixed: Mapping[str, Any], batch: int, mb: int, room: int) -> list[int]:
+    if "dp" in fixed:
+        dp = fixed["dp"]
+        return [dp] if dp <= room and batch % (dp * mb) == 0 else []
+    options = [d for d in _divisors(batch // mb) if d <= room]
+    return options[-2:]
+
+
+def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardware, sw: Software, tp: int, pp: int,
+                        dp: int, cp: int, ep: int, mb: int, v: int, sp: bool, recomputes: list[str],
+                        zeros: list[int]) -> tuple[StepTime | None, int]:
+    """The fastest of the recompute × ZeRO choices that fit for one layout (see the module pruning)."""
+    tried = 0
+    best: StepTime | None = None
+    for recompute in recomputes:
+        found_here = False
+        for zero in zeros:
+            if zero >= 2 and found_here:
+                break
+            par = Parallelism(tp, pp, dp, cp, ep, mb, v, recompute, zero, sp)
+            try:
+                par.validate(model, training)
+            except InputError:
+                continue
+            if not fits_memory(memory_per_gpu(model, training, par), hw.hbm_bytes):
+                continue
+            tried += 1
+            result = step_time(model, training, par, hw, sw, check=False)
+            found_here = True
+            if best is None or result.step_time_s < best.step_time_s:
+                best = result
+        if found_here:
+            break  # more recomputation only costs time
+    return best, max(tried, 1)
+
+
+def _keep(kept: list[StepTime], candidate: StepTime, keep: int) -> list[StepTime]:
+    def key(s: StepTime) -> tuple[float, int]:
+        return (s.step_time_s, s.gpus)
+
+    if kept and candidate.step_time_s > kept[-1].step_time_s and len(kept) >= keep:
+        return kept
+    merged = sorted(kept + [candidate], key=key)
+    # within TIE of the fastest, prefer fewer GPUs
+    head = merged[0]
+    near = [s for s in merged if s.step_time_s <= head.step_time_s * (1 + TIE)]
+    if len(near) > 1:
+        chosen = min(near, key=lambda s: (s.gpus, s.step_time_s))
+        merged.remove(chosen)
+        merged.insert(0, chosen)
+    return merged[:keep]
