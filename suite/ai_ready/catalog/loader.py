@@ -166,6 +166,18 @@ def load_dirs(dirs: Iterable[Path]) -> Catalog:
     return Catalog(accelerators=accelerators, systems=systems, sources=sources)
 
 
+def load_system_file(path: str | os.PathLike[str], catalog: Catalog) -> System:
+    """One system YAML file (same schema as the catalog's systems/ files) whose accelerator and sources
+    come from `catalog`: what `--system FILE` reads, so a user can try a machine without a folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"system file {path} does not exist or is not a file")
+    doc = _read_yaml(path)
+    ctx = _Context(path, catalog.sources)
+    _check_header(ctx, doc, SYSTEM_SCHEMA, expect_name=False)
+    return _parse_system(ctx, doc, dict(catalog.accelerators))
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _load_cached(dirs: tuple[Path, ...]) -> Catalog:
     return load_dirs(dirs)

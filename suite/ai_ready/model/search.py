@@ -58,10 +58,22 @@ def _choices(fixed: Mapping[str, Any], key: str, default: list[Any]) -> list[Any
     return [fixed[key]] if key in fixed else default
 
 
-def _check_fixed(fixed: Mapping[str, Any]) -> None:
+def _check_fixed(fixed: Mapping[str, Any], model: TransformerModel, training: Training) -> None:
+    """Fixed sizes that can never work are the user's input error, said as such (not "nothing fits")."""
     for key in fixed:
         if key not in FIXABLE:
             raise InputError(f"parallelism: unknown key '{key}'; accepted: {', '.join(FIXABLE)}")
+    rules = (("tp", model.heads, "heads"), ("tp", model.resolved_kv_heads, "kv_heads"),
+             ("pp", model.layers, "layers"), ("cp", model.seq_len, "seq_len"),
+             ("microbatch", training.global_batch, "global_batch"), ("dp", training.global_batch, "global_batch"))
+    for key, whole, name in rules:
+        if key in fixed and whole % fixed[key]:
+            raise InputError(f"parallelism.{key}: {fixed[key]} must divide {name} ({whole})")
+    if "ep" in fixed and fixed["ep"] != 1 and (not model.is_moe or model.experts % fixed["ep"]):
+        raise InputError(f"parallelism.ep: {fixed['ep']} must divide experts ({model.experts})")
+    if "pp" in fixed and "interleave" in fixed and model.layers % (fixed["pp"] * fixed["interleave"]):
+        raise InputError(f"parallelism.interleave: pp · interleave ({fixed['pp'] * fixed['interleave']}) must "
+                         f"divide layers ({model.layers})")
 
 
 def search(model: TransformerModel, training: Training, hw: Hardware, sw: Software = Software(),
@@ -72,9 +84,9 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     """
     started = time.perf_counter()
     fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
-    _check_fixed(fixed)
     model.validate()
     training.validate()
+    _check_fixed(fixed, model, training)
     sw.validate()
     limit = hw.total_gpus if gpus is None else gpus
     if limit > hw.total_gpus:

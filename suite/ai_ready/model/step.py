@@ -39,7 +39,7 @@ from functools import lru_cache
 from ai_ready.errors import InputError
 from ai_ready.model import comm
 from ai_ready.model.hardware import Hardware
-from ai_ready.model.transformer import (MemoryBreakdown, _stage_parameters, expert_parameters,
+from ai_ready.model.transformer import (MemoryBreakdown, _stage_parameters,
                                         fits_memory, hardware_flops_per_step, memory_per_gpu,
                                         model_flops_per_step)
 from ai_ready.model.workload import Parallelism, Training, TransformerModel

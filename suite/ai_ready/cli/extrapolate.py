@@ -1,0 +1,205 @@
+"""`ai-ready extrapolate WORKLOAD --system NAME_OR_FILE`: a training job on a target system.
+
+WORKLOAD is a workload YAML (name, model, training; docs/model.md) or a profile.json written by
+`ai-ready profile`. With a full parallel layout (--tp --pp --dp and --microbatch) that layout is
+evaluated; otherwise the fastest one that fits memory is searched for, under the given constraints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from ai_ready.catalog import load_catalog
+from ai_ready.catalog.loader import load_system_file
+from ai_ready.catalog.model import Catalog, System
+from ai_ready.cli.console import print_table
+from ai_ready.errors import InputError, yaml_problem
+from ai_ready.fileio import atomic_write_text
+from ai_ready.model.predict import Prediction, predict, predict_generic, scaling_curve, scaling_points
+from ai_ready.model.step import ATTENTION_KINDS, Software
+from ai_ready.model.workload import RECOMPUTE_MODES, load_workload
+
+WORKLOAD_TOP_KEYS = ("name", "model", "training", "software")
+SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap")
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+def _system(catalog: Catalog, name_or_file: str) -> System:
+    path = Path(name_or_file)
+    if name_or_file.endswith((".yaml", ".yml")) or (path.exists() and name_or_file not in catalog.systems):
+        return load_system_file(path, catalog)
+    return catalog.system(name_or_file)
+
+
+def _software(raw: Any) -> Software:
+    if raw is None:
+        return Software()
+    if not isinstance(raw, dict):
+        raise InputError(f"software: must be a mapping with keys {', '.join(SOFTWARE_KEYS)}")
+    for key in raw:
+        if key not in SOFTWARE_KEYS:
+            raise InputError(f"software: unknown key 'software.{key}'; accepted: {', '.join(SOFTWARE_KEYS)}")
+    return Software(**raw).validate()
+
+
+def _read_workload(path: Path) -> tuple[str, Any]:
+    """("yaml", mapping) or ("profile", document)."""
+    if not path.is_file():
+        raise InputError(f"workload {path} does not exist or is not a file; give a workload YAML or the "
+                         "profile.json of `ai-ready profile`")
+    if path.suffix == ".json":
+        from ai_ready.records import load_results
+
+        return "profile", load_results(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"workload {path}: not valid YAML ({yaml_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"workload {path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"workload {path}: must be a mapping with keys name, model, training")
+    return "yaml", data
+
+
+@click.command()
+@click.argument("workload", type=click.Path(path_type=Path))
+@click.option("--system", "system_name", required=True, metavar="NAME_OR_FILE",
+              help="Catalog system name (see `ai-ready systems list`) or a system YAML file.")
+@click.option("--gpus", type=int, callback=_positive, help="Use at most this many GPUs (default: the whole system).")
+@click.option("--tp", type=int, callback=_positive, help="Tensor-parallel size (searched if not given).")
+@click.option("--pp", type=int, callback=_positive, help="Pipeline-parallel size.")
+@click.option("--dp", type=int, callback=_positive, help="Data-parallel size.")
+@click.option("--cp", type=int, callback=_positive, help="Context-parallel size.")
+@click.option("--ep", type=int, callback=_positive, help="Expert-parallel size (MoE).")
+@click.option("--microbatch", type=int, callback=_positive, help="Sequences per micro-batch.")
+@click.option("--interleave", type=int, callback=_positive, help="Virtual pipeline chunks per stage.")
+@click.option("--recompute", type=click.Choice(RECOMPUTE_MODES), help="Activation recomputation.")
+@click.option("--zero", type=click.IntRange(0, 3), help="ZeRO stage (0-3).")
+@click.option("--sequence-parallel/--no-sequence-parallel", default=None,
+              help="Sequence parallelism (default: on whenever tp > 1).")
+@click.option("--attention", type=click.Choice(ATTENTION_KINDS), help="Attention kernels (default flash).")
+@click.option("--eur-per-kwh", type=float, help="Electricity price (default 0.20, an assumption).")
+@click.option("--scaling", is_flag=True, help="Add the scaling curve from one node to the whole system.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the JSON object to this file.")
+def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | None, pp: int | None,
+                dp: int | None, cp: int | None, ep: int | None, microbatch: int | None, interleave: int | None,
+                recompute: str | None, zero: int | None, sequence_parallel: bool | None, attention: str | None,
+                eur_per_kwh: float | None, scaling: bool, as_json: bool, output: Path | None) -> None:
+    """Predict step time, MFU, memory, time/energy/cost to train and goodput of WORKLOAD on a system."""
+    if eur_per_kwh is not None and not eur_per_kwh >= 0:
+        raise InputError(f"--eur-per-kwh: must be a price >= 0, got {eur_per_kwh}")
+    catalog = load_catalog()
+    system = _system(catalog, system_name)
+    fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "microbatch": microbatch, "interleave": interleave,
+             "recompute": recompute, "zero": zero, "sequence_parallel": sequence_parallel}
+    fixed = {k: v for k, v in fixed.items() if v is not None}
+    layout_size = 1
+    for key in ("tp", "pp", "dp", "cp"):
+        layout_size *= fixed.get(key, 1)
+    if layout_size > system.total_accelerators:
+        raise InputError(f"parallelism: tp·pp·dp·cp = {layout_size} GPUs, more than the "
+                         f"{system.total_accelerators} of system '{system.name}'")
+    if gpus is not None and gpus > system.total_accelerators:
+        raise InputError(f"--gpus {gpus}: system '{system.name}' has {system.total_accelerators} GPUs")
+    kind, data = _read_workload(workload)
+    curve: list[dict[str, Any]] | None = None
+    if kind == "yaml":
+        for key in data:
+            if key not in WORKLOAD_TOP_KEYS:
+                raise InputError(f"workload: unknown key '{key}'; accepted: {', '.join(WORKLOAD_TOP_KEYS)}")
+        software = _software(data.get("software"))
+        if attention:
+            software = Software(attention, software.overlap_grad_reduce, software.overlap_param_gather,
+                                software.tp_overlap)
+        work = load_workload({k: v for k, v in data.items() if k != "software"})
+        prediction = predict(work, system, gpus=gpus, fixed=fixed, software=software, eur_per_kwh=eur_per_kwh)
+        if scaling:
+            limit = gpus or system.total_accelerators
+            points = [n for n in scaling_points(system) if n < limit] + [limit]
+            curve = scaling_curve(work, system, points=points, software=software)
+    else:
+        from ai_ready.model.from_profile import workload_from_profile
+
+        work_p = workload_from_profile(data, catalog)
+        if work_p.transformer is not None:
+            prediction = predict(work_p.transformer, system, gpus=gpus, fixed=fixed,
+                                 calibration=work_p.calibration, eur_per_kwh=eur_per_kwh)
+            if scaling:
+                curve = scaling_curve(work_p.transformer, system, calibration=work_p.calibration)
+        else:
+            assert work_p.generic is not None
+            prediction = predict_generic(work_p.generic, system, gpus=gpus, calibration=work_p.calibration,
+                                         eur_per_kwh=eur_per_kwh)
+        prediction = Prediction(**{**prediction.__dict__,
+                                   "assumptions": tuple(work_p.notes) + (f"workload: {work_p.source}",)
+                                   + prediction.assumptions})
+    result = prediction.to_json()
+    if curve is not None:
+        result["scaling"] = curve
+    text = json.dumps(result, indent=2)
+    if output is not None:
+        atomic_write_text(output, text + "\n")
+    if as_json:
+        click.echo(text)
+        return
+    _print_human(result)
+
+
+def _days(value: float) -> str:
+    return f"{value:,.1f} days" if value >= 1 else f"{value * 24:,.1f} hours"
+
+
+def _print_human(r: dict[str, Any]) -> None:
+    p = r["parallelism"]
+    layout = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}" + (f" ep{p['ep']}" if p["ep"] > 1 else "")
+              + f" mb{p['microbatch']} v{p['interleave']} {p['recompute']} ZeRO-{p['zero']}")
+    low, high = r["step_time_band_s"]
+    rows = [
+        ("GPUs", f"{r['gpus']:,} of {r['gpus_available']:,} {r['accelerator']}"),
+        ("layout", layout),
+        ("step time", f"{r['step_time_s']:.4g} s (band {low:.3g}-{high:.3g} s, ±{r['uncertainty']:.0%})"),
+        ("throughput", f"{r['tokens_per_s']:,.0f} {r.get('item', 'tokens')}/s"),
+        ("model TFLOP/s per GPU", f"{r['model_tflops_per_gpu']:.1f} of {r['peak_tflops_per_gpu']:g} peak "
+                                  f"(MFU {r['mfu']:.1%}); hardware {r['hardware_tflops_per_gpu']:.1f}"),
+        ("memory per GPU", f"{r['memory_gb_per_gpu']:.1f} GB of {r['hbm_gb_per_gpu']:g} GB"
+                           + ("" if r["fits_memory"] else "  DOES NOT FIT")),
+    ]
+    run = r.get("run")
+    if run:
+        rows += [
+            ("time to train", f"{_days(run['compute_days'])} of compute, {_days(run['wall_days'])} with failures "
+                              f"(goodput {run['goodput']:.1%})"),
+            ("failures", f"{run['failures_per_day']:.3g} per day, MTTF {run['mttf_hours']:.3g} h, checkpoint "
+                         f"{run['checkpoint_s']:.3g} s every {run['checkpoint_interval_s'] / 60:.3g} min"),
+            ("energy and cost", f"{run['energy_mwh']:,.0f} MWh, {run['cost_eur']:,.0f} EUR at "
+                                f"{run['eur_per_kwh']:g} EUR/kWh ({run['facility_power_mw']:.3g} MW facility)"),
+        ]
+    print_table(f"{r['workload']} on {r['system']}", ["", ""], rows)
+    total = r["step_time_s"]
+    parts = [(k, f"{v:.4g} s", f"{v / total:.1%}") for k, v in r["breakdown"].items() if v > 0]
+    print_table("where the step goes", ["component", "seconds", "share"], parts)
+    if "scaling" in r:
+        rows = []
+        for point in r["scaling"]:
+            if not point.get("fits"):
+                rows.append((f"{point['gpus']:,}", "does not fit", "", "", ""))
+                continue
+            q = point["parallelism"]
+            rows.append((f"{point['gpus']:,}", f"{point['tokens_per_s']:,.0f}", f"{point['mfu']:.1%}",
+                         f"{point['efficiency']:.0%}", f"tp{q.get('tp', 1)} pp{q.get('pp', 1)} dp{q.get('dp', 1)}"))
+        print_table("scaling", ["GPUs", "tokens/s", "MFU", "efficiency", "layout"], rows)
+    click.echo("assumptions:")
+    for note in r["assumptions"]:
+        click.echo(f"  - {note}")
