@@ -156,7 +156,10 @@ def _gcd(a: int, b: int) -> int:
 
 
 def _full(fixed: Mapping[str, Any]) -> Parallelism:
-    return Parallelism(**{k: fixed[k] for k in FIXABLE if k in fixed})
+    """The layout a fully fixed request names; sequence parallelism defaults on with tp > 1, as in the search."""
+    given = {k: fixed[k] for k in FIXABLE if k in fixed}
+    given.setdefault("sequence_parallel", given["tp"] > 1)
+    return Parallelism(**given)
 
 
 def _data_parallel(fixed: Mapping[str, Any], batch: int, mb: int, room: int) -> list[int]:

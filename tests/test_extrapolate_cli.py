@@ -1,0 +1,100 @@
+"""`ai-ready extrapolate`: the stable JSON interface, a fixed layout evaluated as given, profiles as
+input, and bad input answered with one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+GPT3 = REPO / "examples" / "workloads" / "gpt3-175b.yaml"
+PROFILE = REPO / "tests" / "data" / "profile_myjob.json"
+REQUIRED = ("step_time_s", "tokens_per_s", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "mfu",
+            "memory_gb_per_gpu", "fits_memory", "parallelism", "breakdown", "assumptions")
+LAYOUT = ("tp", "pp", "dp", "cp", "ep", "microbatch", "interleave", "recompute", "zero")
+
+
+def extrapolate(*args: str) -> dict:
+    proc = run_cli("extrapolate", *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_searched_prediction_has_the_stable_keys_and_a_consistent_run() -> None:
+    result = extrapolate(str(GPT3), "--system", "jupiter-booster", "--gpus", "4096")
+    for key in REQUIRED:
+        assert key in result
+    assert set(LAYOUT) <= set(result["parallelism"])
+    assert result["gpus"] <= 4096 and result["fits_memory"]
+    assert sum(result["breakdown"].values()) == pytest.approx(result["step_time_s"])
+    assert result["tokens_per_s"] == pytest.approx(1536 * 2048 / result["step_time_s"])
+    assert 0 < result["mfu"] < 1
+    low, high = result["step_time_band_s"]
+    assert low < result["step_time_s"] < high
+    run = result["run"]
+    assert run["steps"] == pytest.approx(3.0e11 / (1536 * 2048))
+    assert run["compute_days"] == pytest.approx(run["steps"] * result["step_time_s"] / 86400)
+    assert run["wall_days"] >= run["compute_days"] and 0 < run["goodput"] <= 1
+    assert run["energy_mwh"] > 0 and run["cost_eur"] == pytest.approx(run["energy_mwh"] * 1000 * 0.20)
+    assert any("assumption" in note for note in result["assumptions"])
+
+
+def test_a_full_layout_is_evaluated_as_given() -> None:
+    result = extrapolate(str(GPT3), "--system", "jupiter-booster", "--tp", "4", "--pp", "8", "--dp", "48",
+                         "--microbatch", "1", "--interleave", "3", "--recompute", "selective", "--zero", "1")
+    assert result["parallelism"] == {"tp": 4, "pp": 8, "dp": 48, "cp": 1, "ep": 1, "microbatch": 1, "interleave": 3,
+                                     "recompute": "selective", "zero": 1, "sequence_parallel": True}
+    assert result["gpus"] == 4 * 8 * 48
+    assert result["search"]["evaluated"] == 1
+
+
+def test_scaling_curve_reaches_the_whole_system() -> None:
+    result = extrapolate(str(GPT3), "--system", "gigafactory-100k", "--scaling")
+    points = result["scaling"]
+    assert points[-1]["gpus"] == 100_000
+    fitting = [p for p in points if p["fits"]]
+    assert fitting[0]["efficiency"] == pytest.approx(1.0)
+    # a fixed batch of 1,536 sequences cannot keep 100,000 GPUs as busy as a few hundred
+    assert fitting[-1]["efficiency"] < 0.8
+    assert all(p["tokens_per_s"] <= q["tokens_per_s"] * 1.0001 for p, q in zip(fitting, fitting[1:]))
+
+
+def test_a_profile_is_extrapolated_through_its_target_model() -> None:
+    result = extrapolate(str(PROFILE), "--system", "hammerhai")
+    assert result["workload"] == "myjob" and result["kind"] == "transformer"
+    assert any("target.model" in note for note in result["assumptions"])
+    assert result["calibration"]["ratio"] == 1.0 and "not calibrated" in result["calibration"]["note"]
+
+
+def test_a_system_file_is_accepted(tmp_path: Path) -> None:
+    src = (REPO / "suite" / "ai_ready" / "catalog" / "data" / "systems" / "dgx-h100.yaml").read_text()
+    mine = tmp_path / "my-cluster.yaml"
+    mine.write_text(src.replace("name: dgx-h100", "name: my-cluster").replace(
+        "nodes: {value: 1, source: definition, note: a single node}", "nodes: {value: 64, assumption: our cluster}"))
+    result = extrapolate(str(GPT3), "--system", str(mine))
+    assert result["system"] == "my-cluster" and result["gpus_available"] == 512
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--system", "nope"], "unknown system 'nope'"),
+    (["--system", "jupiter-booster", "--tp", "5"], "parallelism.tp: 5 must divide heads (96)"),
+    (["--system", "jupiter-booster", "--tp", "8", "--pp", "8", "--dp", "1000"], "more than the 24000"),
+    (["--system", "dgx-h100"], "fits the memory"),
+    (["--system", "jupiter-booster", "--recompute", "some"], "Invalid value for '--recompute'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    proc = run_cli("extrapolate", str(GPT3), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_workload_keys_and_missing_files_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {kind: transformer, layers: 2, hidden: 64, heads: 4, vocab: 100, seq_len: 64, "
+                   "wat: 1}\ntraining: {global_batch: 8}\n")
+    for path, message in ((bad, "unknown key 'model.wat'"), (tmp_path / "none.yaml", "does not exist")):
+        proc = run_cli("extrapolate", str(path), "--system", "dgx-h100")
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
