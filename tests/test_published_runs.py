@@ -1,4 +1,4 @@
-"""The validation data set (tests/data/published_runs.yaml): cited, self-consistent, buildable.
+"""The validation data set (ai_ready/model/data/published_runs.yaml): cited, self-consistent, buildable.
 
 These tests check the data, not the model's predictions: every table says where its figures come
 from and what they mean, every row is a layout the analytic model accepts, and the figures that
@@ -9,20 +9,21 @@ agree with it.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ai_ready.catalog import ENV_PATH, load_catalog
 from ai_ready.model import (Parallelism, Training, TransformerModel, hardware_flops_per_step, model_flops_per_step,
                             parameters)
+from ai_ready.model import published
+from ai_ready.model.step import Software
 
-DATA = Path(__file__).resolve().parent / "data" / "published_runs.yaml"
+DATA = published.DATA_PATH  # ships inside the package, so an installed `ai-ready validate` finds it
 SCHEMA, VERSION = "ai-ready/published-runs", 1
 
-TABLE_KEYS = {"id", "title", "source", "system", "figure", "defaults", "assumptions", "rows"}
+TABLE_KEYS = {"id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows"}
+SOFTWARE_KEYS = {"attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes"}
 SOURCE_KEYS = {"authors", "title", "venue", "year", "table", "url"}
 SOURCE_OPTIONAL_KEYS = {"note"}
 DEFAULT_KEYS = {"seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",
@@ -44,8 +45,8 @@ SMALLEST_MICROBATCH = 1
 
 
 def _load() -> dict[str, Any]:
-    with DATA.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    """The file as parsed (and checked) by the module `ai-ready validate` uses."""
+    return published.load_document(DATA)
 
 
 DOC = _load()
@@ -110,6 +111,13 @@ def test_table_defines_its_figure_and_states_assumptions(table: dict[str, Any]) 
     assert figure["metric"] in METRICS
     assert figure["unit"] and figure["meaning"]
     assert table["assumptions"] and all(isinstance(text, str) and text for text in table["assumptions"])
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t["id"])
+def test_table_states_its_software_stack_and_why(table: dict[str, Any]) -> None:
+    assert set(table["software"]) == SOFTWARE_KEYS
+    Software(**table["software"]).validate()  # raises InputError on a value the step model does not accept
+    assert any(text.startswith("Software:") for text in table["assumptions"])
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t["id"])

@@ -16,11 +16,13 @@ from ai_ready.cli.bench import bench
 from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
 from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
 from ai_ready.cli import io as _io  # noqa: F401  (registers `bench io`)
+from ai_ready.cli.extrapolate import extrapolate
 from ai_ready.cli.info import info
 from ai_ready.cli.profile import profile
 from ai_ready.cli.report import report
 from ai_ready.cli.systems import systems
 from ai_ready.cli.train import train
+from ai_ready.cli.validate import validate
 from ai_ready.errors import InputError
 from ai_ready.bench.io.scratch import Terminated
 
@@ -49,6 +51,8 @@ cli.add_command(systems)
 cli.add_command(report)
 cli.add_command(train)
 cli.add_command(profile)
+cli.add_command(validate)
+cli.add_command(extrapolate)
 
 
 def _is_first_rank() -> bool:

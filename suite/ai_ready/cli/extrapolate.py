@@ -7,6 +7,7 @@ evaluated; otherwise the fastest one that fits memory is searched for, under the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ai_ready.model.step import ATTENTION_KINDS, Software
 from ai_ready.model.workload import RECOMPUTE_MODES, load_workload
 
 WORKLOAD_TOP_KEYS = ("name", "model", "training", "software")
-SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap")
+SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes")
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -121,8 +122,7 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
                 raise InputError(f"workload: unknown key '{key}'; accepted: {', '.join(WORKLOAD_TOP_KEYS)}")
         software = _software(data.get("software"))
         if attention:
-            software = Software(attention, software.overlap_grad_reduce, software.overlap_param_gather,
-                                software.tp_overlap)
+            software = dataclasses.replace(software, attention=attention)
         work = load_workload({k: v for k, v in data.items() if k != "software"})
         prediction = predict(work, system, gpus=gpus, fixed=fixed, software=software, eur_per_kwh=eur_per_kwh)
         if scaling:

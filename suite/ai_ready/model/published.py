@@ -54,7 +54,7 @@ SOURCE_OPTIONAL_KEYS = ("note",)
 FIGURE_KEYS = ("metric", "unit", "meaning")
 FIGURE_OPTIONAL_KEYS = ("full_recompute",)
 VARIANT_KEYS = ("field", "recompute", "sequence_parallel", "meaning")
-SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap")
+SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes")
 DEFAULT_KEYS = ("seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",
                 "kv_heads", "zero")
 ROW_KEYS = ("name", "layers", "hidden", "heads", "tp", "pp", "dp", "gpus", "global_batch", "microbatch",
@@ -154,7 +154,8 @@ def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
 
 def _software(data: Mapping[str, Any], where: str) -> Software:
     sw = Software(attention=data["attention"], overlap_grad_reduce=data["overlap_grad_reduce"],
-                  overlap_param_gather=data["overlap_param_gather"], tp_overlap=data["tp_overlap"])
+                  overlap_param_gather=data["overlap_param_gather"], tp_overlap=data["tp_overlap"],
+                  grad_reduce_bytes=data["grad_reduce_bytes"])
     try:
         return sw.validate()
     except InputError as exc:

@@ -86,12 +86,16 @@ class Software:
     - ``overlap_param_gather``: ZeRO weight all-gathers run under the next forward.
     - ``tp_overlap``: fraction of tensor-parallel communication hidden behind GEMMs (0 unless the
       stack overlaps it, e.g. Transformer Engine's userbuffers, Megatron-Core ``--tp-comm-overlap``).
+    - ``grad_reduce_bytes``: bytes per gradient value the data-parallel reduction moves: 2 (16-bit,
+      PyTorch DDP/FSDP default) or 4 (fp32, what Megatron-LM forces for bf16 training,
+      ``--accumulate-allreduce-grads-in-fp32``).
     """
 
     attention: str = "flash"
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     tp_overlap: float = 0.0
+    grad_reduce_bytes: int = VALUE
 
     def validate(self) -> "Software":
         if self.attention not in ATTENTION_KINDS:
@@ -99,6 +103,8 @@ class Software:
         for name in ("overlap_grad_reduce", "overlap_param_gather"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"software.{name}: must be true or false, got {getattr(self, name)!r}")
+        if self.grad_reduce_bytes not in (VALUE, FP32):
+            raise InputError(f"software.grad_reduce_bytes: must be {VALUE} or {FP32}, got {self.grad_reduce_bytes!r}")
         ok = isinstance(self.tp_overlap, (int, float)) and not isinstance(self.tp_overlap, bool)
         if not ok or not 0.0 <= self.tp_overlap <= 1.0:
             raise InputError(f"software.tp_overlap: must be a fraction in [0, 1], got {self.tp_overlap!r}")
@@ -330,9 +336,10 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     }
     # data parallelism over dp·cp ranks (experts over dp·cp/ep), gradients in 16 bits
     data_ranks = dp * cp
-    grad = _data_parallel_reduce(hw, VALUE * dense, data_ranks, tp, par.zero)
+    grad_bytes = sw.grad_reduce_bytes
+    grad = _data_parallel_reduce(hw, grad_bytes * dense, data_ranks, tp, par.zero)
     if model.is_moe and data_ranks // ep > 1:
-        grad += _data_parallel_reduce(hw, VALUE * expert, data_ranks // ep, tp * ep, par.zero)
+        grad += _data_parallel_reduce(hw, grad_bytes * expert, data_ranks // ep, tp * ep, par.zero)
     gather = 0.0
     if par.zero in (1, 2):
         gather = _gather(hw, VALUE * dense, data_ranks, tp)
