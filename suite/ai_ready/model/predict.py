@@ -147,12 +147,12 @@ class Prediction:
         return data
 
 
-def uncertainty_for(system: System, generic: bool = False) -> float:
+def uncertainty_for(system: System, generic: bool = False, precision: str = "bf16") -> float:
     """The band: the validation bound, wider when key hardware figures are assumptions."""
     acc = system.accelerator
     figures = [acc.memory.get("bandwidth_tbs"), acc.scale_up.get("link_gbs_per_direction"),
-               system.scale_out.get("nic_gbps_per_accelerator"), system.nodes]
-    figures += list(acc.peak_tflops.values())
+               system.scale_out.get("nic_gbps_per_accelerator"), system.nodes,
+               acc.peak_tflops.get("tf32" if precision == "fp32" else precision)]
     band = BASE_UNCERTAINTY
     if any(f is not None and f.is_assumption for f in figures):
         band += ASSUMED_HARDWARE_UNCERTAINTY
@@ -211,7 +211,7 @@ def predict(workload: Workload, system: System, *, gpus: int | None = None, fixe
     if not step.fits_memory:
         notes.insert(0, f"does not fit: {step.memory.total / 1e9:.1f} GB per GPU needed, "
                         f"{hw.hbm_bytes / 1e9:g} GB less a 10% reserve available")
-    return Prediction(workload.name, system.name, hw, step, calibration, uncertainty_for(system), run, found,
+    return Prediction(workload.name, system.name, hw, step, calibration, uncertainty_for(system, precision=workload.training.precision), run, found,
                       tuple(notes))
 
 
@@ -361,5 +361,5 @@ def predict_generic(work: GenericWorkload, system: System, *, gpus: int | None =
     if work.tokens is not None:
         run = training_run(system, n, total, work.items_per_step * n, work.tokens, work.parameters, eur_per_kwh)
         notes += list(run.assumptions)
-    return Prediction(work.name, system.name, hw, step, calibration, uncertainty_for(system, generic=True), run,
+    return Prediction(work.name, system.name, hw, step, calibration, uncertainty_for(system, generic=True, precision=work.precision), run,
                       None, tuple(notes), kind="generic", extra={"item": work.item})
