@@ -11,7 +11,7 @@ from conftest import REPO
 
 from ai_ready.catalog import load_catalog
 from ai_ready.model.from_profile import extrapolate_profile, workload_from_profile
-from ai_ready.model.predict import (CALIBRATION_BOUNDS, Calibration, GenericWorkload, predict, predict_generic,
+from ai_ready.model.predict import (CALIBRATION_BOUNDS, Calibration, predict, predict_generic,
                                    scaling_points, uncertainty_for)
 from ai_ready.model.workload import Training, TransformerModel, Workload
 
