@@ -25,7 +25,7 @@ def _stub(alt: str) -> charts.Chart:
 
 def stub_charts(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
                 record: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Replace bar and line charts unless the test is @real_chart; calls of the kinds in `record` are kept."""
+    """Replace bar, line and scaling charts unless the test is @real_chart; calls of the kinds in `record` are kept."""
     calls: list[dict[str, Any]] = []
     if getattr(request.function, "real_chart", False):
         return calls
@@ -40,6 +40,12 @@ def stub_charts(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
             calls.append({"lines": lines, "title": title, "alt": alt, **kwargs})
         return _stub(alt)
 
+    def scaling_chart(series: Any, title: str, throughput_label: str, alt: str) -> charts.Chart:
+        if "scaling" in record:
+            calls.append({"series": series, "title": title, "alt": alt, "throughput_label": throughput_label})
+        return _stub(alt)
+
     monkeypatch.setattr(charts, "bar_chart", bar_chart)
     monkeypatch.setattr(charts, "line_chart", line_chart)
+    monkeypatch.setattr(charts, "scaling_chart", scaling_chart)
     return calls

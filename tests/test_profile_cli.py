@@ -132,21 +132,48 @@ def test_flops_agree_with_the_analytic_count_of_a_known_model(tmp_path: Path) ->
 
 
 def test_mixed_precision_job_is_recognised(tmp_path: Path) -> None:
-    folder = job_dir(tmp_path, "amp_loop.py")
-    proc, out = profile(tmp_path, folder, "--steps", "4", "--", "python", "amp_loop.py", "--steps", "100")
+    folder = job_dir(tmp_path, "amp_loop.py", spec="target: {tokens: 1.0e9, systems: [hammerhai]}\n")
+    proc, out = profile(tmp_path, folder, "--steps", "4", "--no-extrapolate", "--",
+                        "python", "amp_loop.py", "--steps", "100")
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta, recs = records(out)
     assert meta["ranks"][0]["features"]["autocast"] == ["cpu:bfloat16"]
     assert metric(recs, "step_time").params["precision"] == "bf16"
+    assert meta["target"]["systems"] == ["hammerhai"] and "extrapolation" not in meta  # --no-extrapolate
+    assert '<section id="extrapolation"' not in (out / "job.html").read_text()
+
+
+def test_a_job_with_a_target_is_extrapolated_to_its_systems(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "plain_loop.py", spec="target: {tokens: 1.0e9, systems: [hammerhai, nope]}\n")
+    proc, out = profile(tmp_path, folder, "--warmup-steps", "1", "--steps", "3", "--",
+                        "python", "plain_loop.py", "--steps", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, _ = records(out)
+    extrapolation = meta["extrapolation"]
+    assert extrapolation["workload"]["kind"] == "generic"  # an MLP: extrapolated from its measured totals
+    hammerhai, nope = extrapolation["systems"]
+    assert hammerhai["prediction"]["gpus"] == hammerhai["prediction"]["gpus_available"]
+    assert hammerhai["prediction"]["run"]["wall_days"] > 0 and hammerhai["scaling"][-1]["gpus"] == 1152
+    assert nope["prediction"] is None and "unknown system 'nope'" in nope["error"]
+    assert re.search(r"^  hammerhai: 1,152 of 1,152 GPUs DDP, MFU \d+%, .* (days|hours), .* MWh, .* EUR, goodput",
+                     proc.stdout, flags=re.M), proc.stdout
+    html = (out / "job.html").read_text()
+    assert "At scale: your job on the target systems" in html and "ext-scaling-chart" in html
 
 
 def test_a_transformer_job_is_recognised_and_its_flops_match_the_formula(tmp_path: Path) -> None:
     folder = tmp_path / "myjob"
     shutil.copytree(REPO / "examples" / "myjob", folder, ignore=shutil.ignore_patterns("data", "checkpoints"))
-    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1", relative=True)
+    proc, out = profile(tmp_path, folder, "--steps", "3", "--warmup-steps", "1", "--system", "hammerhai",
+                        relative=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (folder / "out").exists()  # the job runs in its folder; the profile lands where the user said
     meta, recs = records(out, "myjob")
+    # --system replaces the target's systems; the target's 80-layer model is what is extrapolated
+    (system,) = meta["extrapolation"]["systems"]
+    assert system["system"] == "hammerhai" and system["prediction"]["run"]["energy_mwh"] > 0
+    assert meta["extrapolation"]["workload"]["model"]["layers"] == 80
+    assert "hammerhai:" in proc.stdout and '<section id="extrapolation"' in (out / "myjob.html").read_text()
     shape = meta["ranks"][0]["model"]["transformer"]
     assert shape["layers"] == 2 and shape["hidden"] == 128 and shape["heads"] == 4 and shape["vocab"] == 2048
     assert meta["ranks"][0]["seq_len"] == 128 and meta["target"]["systems"]
@@ -218,6 +245,13 @@ def test_bad_job_files_exit_2_with_one_line(tmp_path: Path, spec: str, fragment:
     proc, _ = profile(tmp_path, folder, timeout=60)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+def test_an_unknown_system_exits_2_before_the_job_runs(tmp_path: Path) -> None:
+    folder = job_dir(tmp_path, "plain_loop.py", spec="command: [python, plain_loop.py]\n")
+    proc, out = profile(tmp_path, folder, "--system", "no-such-system", timeout=60)
+    assert proc.returncode == 2 and "--system: unknown system 'no-such-system'" in proc.stderr
+    assert not (out / "job").exists()
 
 
 def test_no_job_file_and_no_command_exit_2(tmp_path: Path) -> None:

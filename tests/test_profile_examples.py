@@ -42,7 +42,8 @@ def test_cnn_example_is_profiled_as_a_non_transformer_job(tmp_path: Path) -> Non
 
 def test_run_to_completion_lets_the_job_finish(tmp_path: Path) -> None:
     folder = copy_example(tmp_path, "myjob")
-    proc = run_profile(folder, tmp_path / "out", "--steps", "3", "--warmup-steps", "1", "--run-to-completion", "--",
+    proc = run_profile(folder, tmp_path / "out", "--steps", "3", "--warmup-steps", "1", "--run-to-completion",
+                       "--no-extrapolate", "--",
                        "python", "train.py", "--steps", "12", "--print-step-times", "--checkpoint-every", "5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert max(int(i) for i in re.findall(r"^STEPTIME (\d+) ", proc.stdout, flags=re.M)) == 11  # all 12 steps ran

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ai_ready.cli.bench import DEFAULT_OUTPUT_DIR
-from ai_ready.cli.console import note, print_table
+from ai_ready.cli.console import is_quiet, note, print_table
+from ai_ready.errors import InputError
 from ai_ready.profile.jobspec import LAUNCHERS, load_job
 from ai_ready.records import Record, ResultDocument, new_meta
+
+if TYPE_CHECKING:
+    from ai_ready.catalog.model import Catalog
 
 EXIT_PROFILE_FAILED = 1
 
@@ -33,10 +39,16 @@ EXIT_PROFILE_FAILED = 1
               "(Chrome/Perfetto format, readable by HolisticTraceAnalysis).")
 @click.option("--run-to-completion", is_flag=True, help="Let the job finish instead of stopping it once the "
               "profile is complete.")
+@click.option("--extrapolate/--no-extrapolate", default=True, show_default=True, help="Extrapolate the job to "
+              "its target systems (target.systems of ai-ready.yaml, or --system) with the performance model and "
+              "add it to the profile and the report.")
+@click.option("--system", "systems", multiple=True, metavar="NAME", help="Extrapolate to this catalog system "
+              "instead of the target's systems (repeatable; see `ai-ready systems list`).")
 @click.pass_context
 def profile(ctx: click.Context, directory: Path, command: tuple[str, ...], output_dir: Path, name: str | None,
             launcher: str | None, nproc: int | None, warmup_steps: int | None, steps: int | None,
-            timeout_s: float | None, trace: bool | None, run_to_completion: bool) -> None:
+            timeout_s: float | None, trace: bool | None, run_to_completion: bool, extrapolate: bool,
+            systems: tuple[str, ...]) -> None:
     """Profile the training job in DIRECTORY (its ai-ready.yaml says how to run it), or the command after
     `--`: `ai-ready profile DIR -- python train.py --lr 3e-4`. The job's files are never edited."""
     from ai_ready.bench.ceiling import peak_ceiling
@@ -51,6 +63,13 @@ def profile(ctx: click.Context, directory: Path, command: tuple[str, ...], outpu
     spec = load_job(directory, list(command) or None,
                     dict(name=name, launcher=launcher, nproc=nproc, warmup_steps=warmup_steps, steps=steps,
                          timeout_s=timeout_s, trace=trace))
+    catalog = load_catalog()
+    if extrapolate:
+        for system in systems:  # a misspelt --system fails now, not after the job has run
+            try:
+                catalog.system(system)
+            except InputError as exc:
+                raise InputError(f"--system: {exc}") from None
     job_dir = ensure_writable_dir(output_dir / _slug(spec.name))
     rank_dir = job_dir / "ranks"
     if rank_dir.exists():
@@ -60,20 +79,102 @@ def profile(ctx: click.Context, directory: Path, command: tuple[str, ...], outpu
          f"{spec.profile.warmup_steps} warm-up + {spec.profile.steps} steps, timeout {spec.profile.timeout_s:g} s")
     outcome = run_job(spec, rank_dir, run_to_completion=run_to_completion, quiet=quiet)
     environment = detect()
-    catalog = load_catalog()
     precision = merge.precision_of(outcome.ranks[0]) if outcome.ranks else "fp32"
     ceiling = peak_ceiling(catalog, catalog.system("local", environment), precision)
     document = merge.build_document(spec, outcome, new_meta(["ai-ready", *sys.argv[1:]], environment), ceiling)
+    if extrapolate:
+        _extrapolate(document, catalog, systems)
     result_path = document.save(job_dir / "profile.json")
     report_path = output_dir / f"{_slug(spec.name)}.html"
     from ai_ready.report import write_report
 
     write_report([document], report_path, title=f"ai-ready profile: {spec.name}", sources=[str(result_path)])
     _summarise(document, outcome.status, outcome.reason, outcome.stderr_tail)
+    _summarise_extrapolation(document)
     note(f"profile: {result_path}")
     note(f"report: {report_path}")
     if outcome.status != "complete":
         raise SystemExit(EXIT_PROFILE_FAILED)
+
+
+def _extrapolate(document: ResultDocument, catalog: Catalog, systems: tuple[str, ...]) -> None:
+    """Store the job's extrapolation to its target systems (or `systems`) in meta.profile.extrapolation. Nothing
+    it raises may cost the profile: a failure is stored as {"error": one line} and said in one warning line."""
+    profile = document.meta.get("profile")
+    if not isinstance(profile, dict):
+        return
+    target = profile.get("target") if isinstance(profile.get("target"), dict) else {}
+    names = tuple(systems) or tuple(str(s) for s in target.get("systems") or ())
+    if not names:
+        note("ai-ready: no extrapolation: ai-ready.yaml names no target.systems (add them, or give --system NAME)")
+        return
+    note(f"extrapolating {profile.get('job', {}).get('name', 'the job')} to {', '.join(names)} "
+         f"with the performance model")
+    try:
+        from ai_ready.model.from_profile import extrapolate_profile
+
+        result = _json_safe(extrapolate_profile(document, catalog, systems=names))
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises, the profile is kept
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, InputError):
+            message = f"{type(exc).__name__}: {message}"
+        profile["extrapolation"] = {"error": message}
+        note(f"ai-ready: warning: the extrapolation failed (the profile is kept): {message}")
+        return
+    profile["extrapolation"] = result
+
+
+def _json_safe(value: Any) -> Any:
+    """The extrapolation with every non-finite number as None: profile.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _summarise_extrapolation(document: ResultDocument) -> None:
+    """One line per target system: layout, MFU, time, energy and cost to train, goodput."""
+    if is_quiet():
+        return
+    profile = document.meta.get("profile")
+    result = profile.get("extrapolation") if isinstance(profile, dict) else None
+    if not isinstance(result, dict) or result.get("error"):
+        return
+    from ai_ready.report.sections.extrapolation import layout_text
+
+    lines = []
+    for entry in result.get("systems") or []:
+        p = entry.get("prediction")
+        if entry.get("error") or not p:
+            lines.append(f"  {entry.get('system')}: not extrapolated: {entry.get('error')}")
+            continue
+        parts = [f"{_figure(p.get('gpus'), '{:,}')} of {_figure(p.get('gpus_available'), '{:,}')} GPUs "
+                 f"{layout_text(p.get('parallelism'), p.get('kind', 'transformer'), full=False)}",
+                 _figure(p.get("mfu"), "MFU {:.0%}")]
+        run = p.get("run")
+        if run:
+            parts += [_duration(run.get("wall_days")), _figure(run.get("energy_mwh"), "{:,.0f} MWh"),
+                      _figure(run.get("cost_eur"), "{:,.0f} EUR"), _figure(run.get("goodput"), "goodput {:.0%}")]
+        else:
+            parts.append(_figure(p.get("step_time_s"), "step {:.3g} s") + " (no target.tokens: no time to train)")
+        lines.append(f"  {entry.get('system')}: " + ", ".join(parts))
+    if lines:
+        click.echo("at scale (performance model; the report's \"At scale\" section has the details):")
+        click.echo("\n".join(lines))
+
+
+def _figure(value: Any, form: str) -> str:
+    """`value` in `form` ("{:,.0f} MWh"), or the form with "?" when the value is missing."""
+    return form.format(value) if isinstance(value, (int, float)) else form.split("{")[0] + "?" + form.split("}")[-1]
+
+
+def _duration(days: Any) -> str:
+    if not isinstance(days, (int, float)):
+        return "? days"
+    return f"{days:,.0f} days" if days >= 10 else f"{days:.2g} days" if days >= 0.1 else f"{days * 24:.2g} hours"
 
 
 def _slug(name: str) -> str:

@@ -273,3 +273,95 @@ def _y_axis(ax, log: bool) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
+
+
+# --------------------------------------------------------------------------- scaling charts
+
+SCALING_FIG_HEIGHT_IN = 6.4
+#: Where a GPU count on which nothing fits is marked: this far up from the bottom of each panel (axes fraction).
+MISFIT_Y = 0.04
+#: ... shifted this many powers of two per system, so the marks of several systems at one GPU count stay apart.
+MISFIT_SHIFT_LOG2 = 0.15
+
+
+@dataclass(frozen=True)
+class ScalingSeries:
+    """One system's scaling curve: (GPUs, throughput, efficiency) where a layout fits; GPU counts where none does."""
+
+    label: str
+    points: list[tuple[float, float, float]]
+    misfits: list[float] = field(default_factory=list)
+    size: float | None = None  # the whole system's GPUs: a dotted line
+
+
+def scaling_chart(series: Sequence[ScalingSeries], title: str, throughput_label: str, alt: str) -> Chart:
+    """Two panels over the number of GPUs (log2 axis, shared): total throughput (log y) above, per-GPU efficiency
+    (%) below with the ideal 100% dashed, each system's size dotted. A GPU count on which no layout fits memory is
+    an 'x' at the bottom of both panels in its system's colour, so a missing point reads as "does not fit", never
+    as a gap."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    xs = [x for s in series for x, _, _ in s.points if x > 0] + [x for s in series for x in s.misfits if x > 0]
+    xs += [s.size for s in series if s.size and s.size > 0]
+    with matplotlib.rc_context(CHART_RC):
+        fig = Figure(figsize=(FIG_WIDTH_IN, SCALING_FIG_HEIGHT_IN), layout="constrained")
+        FigureCanvasAgg(fig)
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        styles = _line_styles([Line(s.label, [], s.label) for s in series])
+        for index, s in enumerate(series):
+            color, marker = styles[s.label]
+            points = sorted(p for p in s.points if p[0] > 0)
+            fast = [(x, y) for x, y, _ in points if y > 0]
+            top.plot([x for x, _ in fast], [y for _, y in fast], color=color, marker=marker, markersize=4,
+                     linewidth=1.6, label=plain_label(s.label))
+            bottom.plot([x for x, _, _ in points], [100.0 * e for _, _, e in points], color=color, marker=marker,
+                        markersize=4, linewidth=1.6)
+            for ax in (top, bottom):
+                misfits = [x for x in s.misfits if x > 0]
+                if misfits:
+                    # side by side, not on top of each other, when several systems miss the same GPU count
+                    shift = 2.0 ** (MISFIT_SHIFT_LOG2 * (index - (len(series) - 1) / 2))
+                    ax.plot([x * shift for x in misfits], [MISFIT_Y] * len(misfits), linestyle="none", marker="x",
+                            markersize=8, markeredgewidth=2, color=color, transform=ax.get_xaxis_transform(),
+                            clip_on=False)
+                if s.size:
+                    ax.axvline(s.size, linestyle=":", linewidth=1.2, color=color)
+        bottom.axhline(100.0, linestyle=CEILING_DASHES, linewidth=1.2, color="#555555")
+        if xs:
+            _log2_axis(bottom, min(xs), max(xs), lambda v: f"{v:,.0f}")
+        top.set_yscale("log")
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _short_count(v)))
+        top.yaxis.set_minor_formatter(NullFormatter())
+        efficiencies = [100.0 * e for s in series for _, _, e in s.points]
+        bottom.set_ylim(0, max(efficiencies + [100.0]) * 1.12)
+        handles = [Line2D([], [], color=styles[s.label][0], marker=styles[s.label][1], markersize=4, linewidth=1.6,
+                          label=plain_label(s.label)) for s in series]
+        if any(s.misfits for s in series):
+            handles.append(Line2D([], [], color="#555555", marker="x", markersize=8, markeredgewidth=2,
+                                  linestyle="none", label="x: no layout fits memory"))
+        handles.append(Line2D([], [], color="#555555", linestyle=CEILING_DASHES, linewidth=1.2,
+                              label="100%: per-GPU throughput of the first point"))
+        if any(s.size for s in series):
+            handles.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.2, label="whole system"))
+        top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        top.set_title(plain_label(title), loc="left", fontweight="bold")
+        top.set_ylabel(plain_label(throughput_label))
+        bottom.set_ylabel("per-GPU efficiency %")
+        bottom.set_xlabel("GPUs")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3, which="major")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return Chart(uri=svg_data_uri(buffer.getvalue()), alt=alt)
+
+
+def _short_count(value: float) -> str:
+    """100, 10K, 1M: a throughput on a log axis, short enough for a tick."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"

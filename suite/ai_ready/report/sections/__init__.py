@@ -22,6 +22,7 @@ from ai_ready.report.sections.common import (
     format_sci,
 )
 from ai_ready.report.sections.environment import build_environment
+from ai_ready.report.sections.extrapolation import build_extrapolation
 from ai_ready.report.sections.gemm import GEMM_BENCHMARK, build_gemm
 from ai_ready.report.sections.io import IO_BENCHMARK, IO_NO_CEILING, build_io
 from ai_ready.report.sections.memory import MEMORY_BENCHMARKS, build_memory, format_count
@@ -33,8 +34,8 @@ from ai_ready.report.sections.train import TRAIN_BENCHMARK, build_train
 __all__ = [
     "COLLECTIVES_BENCHMARK", "GEMM_BENCHMARK", "IO_BENCHMARK", "IO_NO_CEILING", "MEMORY_BENCHMARKS", "MISSING",
     "PROFILE_BENCHMARK", "SECTIONS", "TRAIN_BENCHMARK", "BuiltSection", "Builder", "Entry", "ReportData", "Section",
-    "build_collectives", "build_environment", "build_gemm", "build_io", "build_memory", "build_other",
-    "build_overview", "build_profile", "build_sections", "build_train", "format_bytes", "format_count",
+    "build_collectives", "build_environment", "build_extrapolation", "build_gemm", "build_io", "build_memory",
+    "build_other", "build_overview", "build_profile", "build_sections", "build_train", "format_bytes", "format_count",
     "format_number", "format_percent", "format_sci",
 ]
 
@@ -58,6 +59,7 @@ SECTIONS: list[Section] = [
     Section("memory", "Memory bandwidth and kernels", build_memory, benchmarks=MEMORY_BENCHMARKS),
     Section("io", "I/O and data loading", build_io, benchmarks=(IO_BENCHMARK,)),
     Section("profile", "Your job, profiled", build_profile, benchmarks=(PROFILE_BENCHMARK,)),
+    Section("extrapolation", "At scale: your job on the target systems", build_extrapolation),
     Section("train", "Training workloads", build_train, benchmarks=(TRAIN_BENCHMARK,)),
     Section("other", "Other records", build_other),
 ]

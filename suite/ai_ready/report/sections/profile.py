@@ -117,7 +117,7 @@ def _profile_block(doc: ResultDocument, entries: list[Entry], source: str) -> di
         "steps_chart": _profile_steps_chart(case, by_rank, source),
         "per_rank": _profile_rank_rows(by_rank, aggregates, rank_meta) if several else [],
         "uses": _profile_uses(main_meta, main, figures["precision"]),
-        "target": _profile_target(meta.get("target")),
+        "target": _profile_target(meta.get("target"), meta.get("extrapolation")),
         "problems": [_train_problem(e, several) for e in problems],
         "extras": extras + others,
     }
@@ -424,8 +424,9 @@ def _profile_marks(value: Any) -> dict[str, Any]:
     return {"marks": rows, "marks_left_out": max(len(marks) - PROFILE_MAX_MARKS, 0)}
 
 
-def _profile_target(value: Any) -> dict[str, Any] | None:
-    """What the user means to train at scale: the model, the token budget and the systems to extrapolate to."""
+def _profile_target(value: Any, extrapolation: Any = None) -> dict[str, Any] | None:
+    """What the user means to train at scale: the model, the token budget and the systems to extrapolate to, and
+    whether the extrapolation ran (the next section shows it)."""
     target = _as_dict(value)
     if not target:
         return None
@@ -437,4 +438,5 @@ def _profile_target(value: Any) -> dict[str, Any] | None:
     tokens, systems = target.get("tokens"), target.get("systems")
     return {"kind": _text_param(model, "kind"), "sizes": sizes,
             "tokens": f"{tokens:,.0f}" if _finite(tokens) else None, "tokens_short": _si_count(tokens),
-            "systems": [str(s) for s in systems] if isinstance(systems, list) else []}
+            "systems": [str(s) for s in systems] if isinstance(systems, list) else [],
+            "extrapolated": extrapolation is not None}
