@@ -175,7 +175,6 @@ def training_run(system: System, gpus: int, step_s: float, tokens_per_step: floa
     write = system.storage.get("parallel_fs_write_gbs") or system.storage.get("parallel_fs_read_gbs")
     if write is not None:
         bandwidth = float(write.value) * 1e9 * (gpus / system.total_accelerators if system.total_accelerators else 1)
-        bandwidth = max(bandwidth, float(write.value) * 1e9 * 0.01)
         key = "parallel_fs_write_gbs" if "parallel_fs_write_gbs" in system.storage else "parallel_fs_read_gbs"
         notes.append(f"checkpoint bandwidth: {float(write.value):g} GB/s ({key}, {write.provenance()}) scaled by "
                      f"the job's share of the system's GPUs, × {DEFAULT_FS_SHARE:g} "

@@ -188,7 +188,7 @@ def _tp_link(hw: Hardware, tp: int) -> comm.Link:
 
 
 @lru_cache(maxsize=65536)
-def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp: int, ep: int, dp: int,
+def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp: int, ep: int,
                microbatch: int, sequence_parallel: bool) -> LayerTime:
     """Times of one layer for one micro-batch on one tensor rank (see the module docstring)."""
     h, f, s = model.hidden, model.resolved_ffn_hidden, model.seq_len
@@ -295,7 +295,7 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
                              f"of system '{hw.name}'")
     tp, pp, dp, cp, ep, v = par.tp, par.pp, par.dp, par.cp, par.ep, par.interleave
     m = par.microbatches(training)
-    layer = layer_time(model, hw, sw, tp, cp, ep, dp, par.microbatch, par.sequence_parallel)
+    layer = layer_time(model, hw, sw, tp, cp, ep, par.microbatch, par.sequence_parallel)
     per_stage = model.layers / pp
     recompute = 0.0
     if par.recompute == "full":
@@ -321,7 +321,6 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         shard = VALUE * par.microbatch * model.seq_len / cp * model.hidden / (tp if par.sequence_parallel else 1)
         p2p = 2 * v * comm.p2p(shard, link)
     bubble_slots = (pp - 1) / v
-    compute = m * (fwd + bwd + logit_f + logit_b)
     breakdown = {
         "forward": m * (per_stage * layer.forward + logit_f),
         "backward": m * (per_stage * layer.backward + logit_b),
@@ -365,7 +364,6 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     total = sum(breakdown.values()) * hw.calibration
     if hw.calibration != 1.0:
         breakdown = {k: t * hw.calibration for k, t in breakdown.items()}
-    del compute
     memory = memory_per_gpu(model, training, par)
     return StepTime(
         step_time_s=total, breakdown=breakdown,
