@@ -32,7 +32,9 @@ from ai_ready.model.workload import RECOMPUTE_MODES, Parallelism, Training, Tran
 MICROBATCHES = (1, 2, 4, 8)
 CONTEXT_SIZES = (1, 2, 4, 8, 16, 32)
 MIN_TOKENS_PER_CONTEXT_RANK = 1024  # below this, attention chunks are too small to be worth splitting
-MAX_INTERLEAVE = 8
+# Megatron accepts any interleave dividing the layers per stage, down to one layer per virtual stage;
+# the cap only bounds the search (the point-to-point cost already penalises large v).
+MAX_INTERLEAVE = 64
 FIXABLE = ("tp", "pp", "dp", "cp", "ep", "microbatch", "interleave", "recompute", "zero", "sequence_parallel")
 TIE = 1e-3
 
