@@ -116,3 +116,10 @@ def mpiexec() -> str | None:
     """mpiexec next to this Python (the mpich wheel in the test extra) or on PATH."""
     local = Path(sys.executable).with_name("mpiexec")
     return str(local) if local.exists() else shutil.which("mpiexec")
+
+
+def section_of(html: str, key: str) -> str:
+    """One report section's HTML: from its opening tag to the next section's (or the end of the page)."""
+    start = html.index(f'<section id="{key}"')
+    following = html.find('<section id="', start + 1)
+    return html[start:following if following != -1 else len(html)]

@@ -3,6 +3,7 @@ document text is always escaped, and the page loads nothing from anywhere."""
 
 from __future__ import annotations
 
+from conftest import section_of
 import base64
 import re
 from html.parser import HTMLParser
@@ -65,13 +66,20 @@ def document(records: list[Record], status: str = "complete", environment: dict 
                           records=records)
 
 
+#: Sections that read every input (verdicts, anomalies, sources, raw data): present whenever their data is,
+#: so the per-benchmark tests below leave them out of the sets they compare.
+CROSS_CUTTING = {"summary", "anomalies", "recommendations", "sources", "rawdata"}
+
+
 def section_ids(html: str) -> set[str]:
-    return set(re.findall(r'<section id="([^"]+)"', html))
+    """The page's sections, without the parts that hold them and the cross-cutting sections."""
+    return {i for i in re.findall(r'<section id="([^"]+)"', html)
+            if not i.startswith("part-") and i not in CROSS_CUTTING}
 
 
 def row_of(html: str, case: str) -> str:
     """The table row naming `case` in the GEMM section."""
-    gemm_html = html[html.index('<section id="gemm"'):]
+    gemm_html = section_of(html, "gemm")
     rows = [r for r in re.findall(r"<tr[ >].*?</tr>", gemm_html, flags=re.S) if f"<code>{case}</code>" in r]
     assert len(rows) == 1, f"expected one row for {case}, found {len(rows)}"
     return rows[0]
@@ -136,7 +144,7 @@ def test_unknown_benchmarks_are_listed_not_dropped():
     bad = Record(benchmark="nvme-read", case="rand-4k", params={}, metric="iops", unit="IOPS", status="failed",
                  reason="fio not installed", value=99999.0)
     html = build_report([document([ok, bad])])
-    other = html[html.index('<section id="other"'):]
+    other = section_of(html, "other")
     for text in ("nvme-read", "seq-1M", "bandwidth", "6.75", "GB/s", "rand-4k", "iops", "fio not installed"):
         assert text in other
     assert "99999" not in html and "99,999" not in html
@@ -179,7 +187,7 @@ def test_environment_renders_what_is_there_and_splits_when_documents_differ():
     other_env = {"host": "node02", "device": {"name": "NVIDIA A100"}, "extra_probe": {"numa": 2}}
     html = build_report([document([gemm()]), document([gemm(host="node02")], environment=other_env)],
                         sources=["a.json", "b.json"])
-    env = html[html.index('<section id="environment"'):html.index('<section id="gemm"')]
+    env = section_of(html, "environment")
     assert "Environment 1" in env and "Environment 2" in env
     assert "8 × NVIDIA H100 80GB HBM3 (cuda)" in env and "79.6 GB each" in env and "NVIDIA A100" in env
     assert "slurm" in env and "rank 0 of 8" in env and "2.5.1" in env
@@ -190,7 +198,7 @@ def test_environment_renders_what_is_there_and_splits_when_documents_differ():
 
 def test_several_ranks_get_a_where_column():
     one = build_report([document([gemm()])])
-    assert "<th>Where</th>" not in one[one.index('<section id="gemm"'):]
+    assert "<th>Where</th>" not in section_of(one, "gemm")
     two = build_report([document([gemm(rank=0), gemm(rank=1, host="node02", value=600.0)])])
     assert "<th>Where</th>" in two
     assert "rank 1 · node02 · cuda:0" in two
@@ -286,7 +294,10 @@ def test_page_loads_nothing_from_anywhere():
         for name in URL_ATTRIBUTES:
             value = attrs.get(name)
             if value is not None:
-                assert value.startswith(("#", "data:image/svg+xml;base64,")), f"<{tag} {name}={value!r}>"
+                assert value.startswith(("#", "data:image/svg+xml;base64,", "data:text/csv;base64,",
+                                         "data:application/json;base64,")), f"<{tag} {name}={value!r}>"
+                if value.startswith(("data:text/csv", "data:application/json")):  # raw data: downloads only
+                    assert tag == "a" and attrs.get("download"), f"<{tag} {name}=...> without a download name"
         assert "url(" not in (attrs.get("style") or "")
     css = "".join(parser.styles)
     assert "@import" not in css

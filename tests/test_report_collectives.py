@@ -3,6 +3,7 @@ its ceiling, failures with their reasons, stragglers named, alpha-beta fits, and
 
 from __future__ import annotations
 
+from conftest import section_of
 import re
 
 import pytest
@@ -123,7 +124,7 @@ def test_section_appears_only_with_collectives_records_and_claims_them():
     assert "collectives" not in section_ids(build_report([document([gemm()])]))
     unknown = Record(benchmark="nvme", case="seq", params={}, metric="bw", unit="GB/s", value=1.0)
     mixed = build_report([document(all_reduce_sweep() + [unknown, gemm()])])
-    other = mixed[mixed.index('<section id="other"'):]
+    other = section_of(mixed, "other")
     assert "nvme" in other and "all_reduce" not in other and "collectives" not in other
 
 
@@ -233,7 +234,7 @@ def test_groups_split_by_backend_buffers_world_size_and_dtype(fast_charts):
                + point("all_reduce", "out-of-place", MiB, 50.0, dtype="bfloat16")
                + point("all_reduce", "out-of-place", MiB, 20.0, world_size=16))
     text = section(build_report([document(records)]))
-    titles = re.findall(r"<h3>(.*?)</h3>", text)
+    titles = re.findall(r"<h4>(.*?)</h4>", text)
     assert titles[:3] == ["nccl · device buffers · 8 ranks · bfloat16",
                           "nccl · device buffers · 8 ranks · float32",
                           "nccl · device buffers · 16 ranks · float32"]
@@ -245,7 +246,7 @@ def test_documents_are_never_merged_and_are_named():
                          document(point("all_reduce", "out-of-place", MiB, 90.0, host="n7"))],
                         sources=["node01.json", "node07.json"])
     text = section(html)
-    assert text.count("<h3>nccl · device buffers · 8 ranks · float32</h3>") == 2
+    assert text.count("<h4>nccl · device buffers · 8 ranks · float32</h4>") == 2
     assert "From <code>node01.json</code>" in text and "From <code>node07.json</code>" in text
 
 

@@ -4,6 +4,7 @@ ranks, every rank's figure, failures with their reasons, ceilings or the line sa
 
 from __future__ import annotations
 
+from conftest import section_of
 import re
 from html import escape as html_escape
 
@@ -110,7 +111,7 @@ def test_section_appears_only_with_io_records_and_claims_them():
     assert "I/O and data loading" in html
     unknown = Record(benchmark="nvme", case="seq", params={}, metric="bw", unit="GB/s", value=1.0)
     mixed = build_report([document(single_run() + [unknown])])
-    other = mixed[mixed.index('<section id="other"'):]
+    other = section_of(mixed, "other")
     assert "nvme" in other and "seq-write-1M" not in other and "dataloader" not in other
 
 
@@ -133,7 +134,7 @@ def test_intro_states_units_durability_cache_and_medians():
 def test_sequential_rows_per_block_size_with_read_cache_state_beside_the_read(fast_charts):
     html = build_report([document(single_run())])
     text = section(html)
-    assert f"<h3><code>{PATH}</code> · ext4</h3>" in text and "O_DIRECT." in text
+    assert f"<h4><code>{PATH}</code> · ext4</h4>" in text and "O_DIRECT." in text
     blocks = [re.search(r"<code>([^<]+)</code>", r).group(1) for r in rows(html, "seq")]
     assert blocks == ["4KiB", "1MiB", "16MiB"]  # sorted by bytes, not by text
     one = row_with(html, "seq", "<code>1MiB</code>")
@@ -281,7 +282,7 @@ def test_records_without_a_path_join_the_documents_path_and_several_documents_st
     html = build_report([document(single_run()), document([seq("write", "1M", M, 1.0, host="node02")])],
                         sources=["a.json", "b.json"])
     text = section(html)
-    assert text.count("<h3><code>") == 2 and "From <code>a.json</code>" in text and "From <code>b.json</code>" in text
+    assert text.count("<h4><code>") == 2 and "From <code>a.json</code>" in text and "From <code>b.json</code>" in text
     assert "path not recorded" not in text
 
 

@@ -4,6 +4,7 @@ graph; failures with their reasons, skipped cases grouped, and everything escape
 
 from __future__ import annotations
 
+from conftest import section_of
 import re
 
 import pytest
@@ -132,7 +133,7 @@ def test_section_appears_only_with_memory_or_kernels_records_and_claims_them():
     assert section_ids(kernels_only) == {"overview", "memory"}
     unknown = Record(benchmark="nvme", case="seq", params={}, metric="bw", unit="GB/s", value=1.0)
     mixed = build_report([document(gpu_run() + [unknown])])
-    other = mixed[mixed.index('<section id="other"'):]
+    other = section_of(mixed, "other")
     assert "nvme" in other and "triad" not in other and "launch-empty" not in other
 
 
@@ -163,8 +164,8 @@ def test_cpu_run_shows_copy_as_the_measured_ceiling_and_the_others_against_it():
 
 def test_cpu_run_groups_skipped_gpu_cases_by_reason():
     text = section(build_report([document(cpu_run())]))
-    assert "<h3>cpu</h3>" in text and "<h3>cuda</h3>" in text
-    gpu = text[text.index("<h3>cuda</h3>"):]
+    assert "<h4>cpu</h4>" in text and "<h4>cuda</h4>" in text
+    gpu = text[text.index("<h4>cuda</h4>"):]
     assert gpu.count(NO_GPU) == 1 and gpu.count(NO_GPU_KERNELS) == 1
     assert "d2d-copy, h2d-pinned, h2d-pageable, d2h-pinned, d2h-pageable" in gpu
     assert "reduce-sum, bias-gelu, launch-empty, launch-empty-graph" in gpu

@@ -5,6 +5,7 @@ everything the job wrote reaches the page escaped."""
 
 from __future__ import annotations
 
+from conftest import section_of
 import copy
 import re
 import statistics
@@ -185,14 +186,14 @@ def test_section_appears_only_with_profile_data_and_claims_its_records():
     assert "Your job, profiled" in html
     unknown = Record(benchmark="nvme", case="seq", params={}, metric="bw", unit="GB/s", value=1.0)
     mixed = build_report([profile_doc(rank_records() + [unknown])])
-    other = mixed[mixed.index('<section id="other"'):]
+    other = section_of(mixed, "other")
     assert "nvme" in other and "<code>pj</code>" not in other and "step_time" not in other
 
 
-def test_section_comes_before_the_training_workloads():
+def test_section_opens_its_part_after_the_system_measurements():
     html = build_report([document(train_run()), profile_doc()])
     ids = re.findall(r'<section id="([^"]+)"', html)
-    assert ids.index("profile") + 1 == ids.index("train")
+    assert ids.index("part-system") < ids.index("train") < ids.index("part-job") < ids.index("profile")
     assert "gpt-1b" not in section(html)  # train records stay in their own section
 
 
@@ -206,7 +207,7 @@ def test_a_profile_document_without_records_still_gets_its_block():
 
 def test_complete_profile_says_so_and_describes_the_job():
     text = section(build_report([profile_doc()]))
-    assert "<h3><code>pj</code> · <span class=\"flag flag-ok\">profile complete</span></h3>" in text
+    assert "<h4><code>pj</code> · <span class=\"flag flag-ok\">profile complete</span></h4>" in text
     assert "Status: complete" in text and "Exit code 0" in text and "ended by itself" in text
     assert 'role="alert"' not in text and "profile-stderr" not in text
     job = table(text, "profile-job-table")
@@ -471,7 +472,7 @@ def test_job_text_is_escaped_everywhere():
     html = build_report([profile_doc(records, meta, status="partial")], sources=[IMG])
     assert SCRIPT not in html and "<img src=x" not in html
     text = section(html)
-    assert "<h3><code>&lt;script&gt;alert(1)&lt;/script&gt;</code>" in text
+    assert "<h4><code>&lt;script&gt;alert(1)&lt;/script&gt;</code>" in text
     escaped = "&lt;img src=x onerror=alert(1)&gt;"
     for where in ('<code class="command">python ', '<pre class="profile-stderr">', f"<code>X={escaped}</code>",
                   f"<td>{escaped}</td>", f"<code>{escaped}</code>"):

@@ -4,6 +4,7 @@ to last, the step-time breakdown, every rank's figures, failures with their reas
 
 from __future__ import annotations
 
+from conftest import section_of
 import re
 
 import pytest
@@ -97,7 +98,7 @@ def test_section_appears_only_with_train_records_and_claims_them():
     assert "Training workloads" in html
     unknown = Record(benchmark="nvme", case="seq", params={}, metric="bw", unit="GB/s", value=1.0)
     mixed = build_report([document(two_ranks() + [unknown])])
-    other = mixed[mixed.index('<section id="other"'):]
+    other = section_of(mixed, "other")
     assert "nvme" in other and "gpt-1b" not in other
 
 
@@ -269,7 +270,7 @@ def scaling_table(text: str) -> str:
 
 def test_weak_scaling_table_flags_low_efficiency_and_draws_the_curves(fast_charts):
     text = section(build_report([document(scaling_sweep())]))
-    assert "<h3>Weak scaling</h3>" in text and "<code>gpt-1b</code> · ddp" in text
+    assert "<h4>Weak scaling</h4>" in text and "<code>gpt-1b</code> · ddp" in text
     rows = re.findall(r"<tr class=\"train-scaling-(?:row|low|failed)\">.*?</tr>", scaling_table(text), flags=re.S)
     assert len(rows) == 3
     r1, r2, r4 = rows
@@ -305,7 +306,7 @@ def test_weak_scaling_records_leave_the_per_run_blocks_alone():
     assert text.count('<div class="train-group">') == 3
     assert "ddp × 1 rank" in text and "ddp × 2 ranks" in text and "ddp × 4 ranks" in text
     assert "Other training records" not in text
-    assert not re.search(r"<h3><code>gpt-1b-scaling</code>", text)
+    assert not re.search(r"<h4><code>gpt-1b-scaling</code>", text)
     blocks = text.split('<div class="train-group">')[1:]
     assert "over 2 ranks" in blocks[1] and "over 4 ranks" in blocks[2] and "train-aggregate" not in blocks[0]
     assert "1,024 tokens/s" in blocks[0]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
+from ai_ready import __version__
 from ai_ready.catalog import load_catalog
 from ai_ready.catalog.loader import load_system_file
 from ai_ready.catalog.model import Catalog, System
@@ -24,6 +26,9 @@ from ai_ready.fileio import atomic_write_text
 from ai_ready.model.predict import Prediction, predict, predict_generic, scaling_curve, scaling_points
 from ai_ready.model.step import ATTENTION_KINDS, Software
 from ai_ready.model.workload import RECOMPUTE_MODES, load_workload
+from ai_ready.records import utc_now
+# The JSON object names its kind, so `ai-ready report` can take it among its inputs.
+from ai_ready.report.inputs import EXTRAPOLATION_SCHEMA, EXTRAPOLATION_VERSION
 
 WORKLOAD_TOP_KEYS = ("name", "model", "training", "software")
 SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes")
@@ -116,6 +121,7 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
         raise InputError(f"--gpus {gpus}: system '{system.name}' has {system.total_accelerators} GPUs")
     kind, data = _read_workload(workload)
     curve: list[dict[str, Any]] | None = None
+    from ai_ready.model.from_profile import workload_json
     if kind == "yaml":
         for key in data:
             if key not in WORKLOAD_TOP_KEYS:
@@ -129,10 +135,12 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
             limit = gpus or system.total_accelerators
             points = [n for n in scaling_points(system) if n < limit] + [limit]
             curve = scaling_curve(work, system, points=points, software=software)
+        spec = workload_json(work)
     else:
         from ai_ready.model.from_profile import workload_from_profile
 
         work_p = workload_from_profile(data, catalog)
+        spec = workload_json(work_p.transformer if work_p.transformer is not None else work_p.generic)
         if work_p.transformer is not None:
             prediction = predict(work_p.transformer, system, gpus=gpus, fixed=fixed,
                                  calibration=work_p.calibration, eur_per_kwh=eur_per_kwh)
@@ -145,7 +153,9 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
         prediction = Prediction(**{**prediction.__dict__,
                                    "assumptions": tuple(work_p.notes) + (f"workload: {work_p.source}",)
                                    + prediction.assumptions})
-    result = prediction.to_json()
+    result = {"schema": EXTRAPOLATION_SCHEMA, "version": EXTRAPOLATION_VERSION, **prediction.to_json(),
+              "workload_spec": spec, "workload_file": str(workload), "created": utc_now(),
+              "ai_ready_version": __version__, "command": ["ai-ready", *sys.argv[1:]]}
     if curve is not None:
         result["scaling"] = curve
     text = json.dumps(result, indent=2)

@@ -8,7 +8,7 @@ import click
 
 from ai_ready.cli.console import note
 from ai_ready.errors import InputError
-from ai_ready.records import load_results
+from ai_ready.report.inputs import load_input
 
 
 @click.command()
@@ -24,6 +24,6 @@ def report(inputs: tuple[Path, ...], output: Path, title: str | None) -> None:
         raise InputError(f"-o {output} is a folder; give a file name such as {output / 'report.html'}")
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"-o {output}: the report is HTML; accepted: a file name ending in .html")
-    documents = [load_results(path) for path in inputs]
+    documents = [load_input(path) for path in inputs]
     path = write_report(documents, output, title=title, sources=[str(p) for p in inputs])
     note(f"report: {path}")

@@ -209,18 +209,23 @@ def _generic_curve(work: GenericWorkload, system: System, calibration: Calibrati
     return curve
 
 
-def _workload_json(work: ProfileWorkload) -> dict[str, Any]:
-    if work.transformer is not None:
-        w = work.transformer
-        m = w.model
-        return {"kind": "transformer", "name": w.name,
+def workload_json(work: Workload | GenericWorkload) -> dict[str, Any]:
+    """What is being extrapolated, JSON-ready: the report's "what was extrapolated" rows read this."""
+    if isinstance(work, Workload):
+        m = work.model
+        return {"kind": "transformer", "name": work.name,
                 "model": {"layers": m.layers, "hidden": m.hidden, "heads": m.heads, "kv_heads": m.resolved_kv_heads,
                           "ffn_hidden": m.resolved_ffn_hidden, "ffn": m.ffn, "vocab": m.vocab, "seq_len": m.seq_len,
                           "experts": m.experts, "top_k": m.top_k},
-                "global_batch": w.training.global_batch, "tokens": w.training.tokens,
-                "precision": w.training.precision}
-    g = work.generic
-    assert g is not None
+                "global_batch": work.training.global_batch, "tokens": work.training.tokens,
+                "precision": work.training.precision}
+    g = work
     return {"kind": "generic", "name": g.name, "flops_per_item": g.flops_per_item, "parameters": g.parameters,
             "activation_bytes_per_item": g.activation_bytes_per_item, "items_per_gpu_step": g.items_per_step,
             "item": g.item, "tokens": g.tokens, "precision": g.precision}
+
+
+def _workload_json(work: ProfileWorkload) -> dict[str, Any]:
+    chosen = work.transformer if work.transformer is not None else work.generic
+    assert chosen is not None
+    return workload_json(chosen)

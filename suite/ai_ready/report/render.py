@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import jinja2
 from markupsafe import Markup
@@ -18,7 +18,8 @@ from markupsafe import Markup
 from ai_ready import __version__
 from ai_ready.fileio import atomic_write_text
 from ai_ready.records import ResultDocument, utc_now
-from ai_ready.report.sections import ReportData, build_sections, format_number, format_percent, format_sci
+from ai_ready.report.sections import (PARTS, BuiltSection, ReportData, build_sections, format_number, format_percent,
+                                      format_sci)
 from ai_ready.resources import resource_dir
 
 DEFAULT_TITLE = "ai-ready report"
@@ -47,18 +48,35 @@ def _stylesheet(env: jinja2.Environment) -> Markup:
     return Markup(source)
 
 
+def group_parts(sections: Sequence[BuiltSection]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(parts with their sections, in page order; the parts left empty with what they would need).
+
+    A part holding one section of its own title shows no second heading (``single``).
+    """
+    parts, missing = [], []
+    for key, title, needs in PARTS:
+        members = [s for s in sections if s.part == key]
+        if members:
+            single = len(members) == 1 and members[0].title == title
+            parts.append({"key": key, "title": title, "sections": members, "single": single})
+        elif key not in ("summary", "appendix"):
+            missing.append({"title": title, "needs": needs})
+    return parts, missing
+
+
 def build_report(documents: Sequence[ResultDocument], title: str | None = None,
                  sources: Sequence[str] | None = None) -> str:
     """The report as one HTML string; `sources` names the input files, in the order of `documents`."""
     data = ReportData.from_documents(documents, sources)
-    sections = build_sections(data)
+    parts, missing = group_parts(build_sections(data))
     env = template_environment()
     return env.get_template(PAGE_TEMPLATE).render(
         title=title or DEFAULT_TITLE,
         generated=utc_now(),
         version=__version__,
         sources=[str(s) for s in sources] if sources else list(data.labels),
-        sections=sections,
+        parts=parts,
+        missing=missing,
         stylesheet=_stylesheet(env),
     )
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ai_ready.report.sections.anomalies import build_anomalies
 from ai_ready.report.sections.collectives import COLLECTIVES_BENCHMARK, build_collectives
 from ai_ready.report.sections.common import (
-    MISSING, BuiltSection, Builder, Entry, ReportData, Section, format_bytes, format_number, format_percent,
+    MISSING, PARTS, BuiltSection, Builder, Entry, ReportData, Section, format_bytes, format_number, format_percent,
     format_sci,
 )
 from ai_ready.report.sections.environment import build_environment
@@ -29,9 +30,12 @@ from ai_ready.report.sections.memory import MEMORY_BENCHMARKS, build_memory, for
 from ai_ready.report.sections.other import build_other
 from ai_ready.report.sections.overview import build_overview
 from ai_ready.report.sections.profile import PROFILE_BENCHMARK, build_profile
+from ai_ready.report.sections.rawdata import build_rawdata
+from ai_ready.report.sections.sources import build_sources
 from ai_ready.report.sections.train import TRAIN_BENCHMARK, build_train
 
 __all__ = [
+    "PARTS", "build_anomalies", "build_rawdata", "build_sources",
     "COLLECTIVES_BENCHMARK", "GEMM_BENCHMARK", "IO_BENCHMARK", "IO_NO_CEILING", "MEMORY_BENCHMARKS", "MISSING",
     "PROFILE_BENCHMARK", "SECTIONS", "TRAIN_BENCHMARK", "BuiltSection", "Builder", "Entry", "ReportData", "Section",
     "build_collectives", "build_environment", "build_extrapolation", "build_gemm", "build_io", "build_memory",
@@ -46,20 +50,25 @@ def build_sections(data: ReportData, sections: Iterable[Section] | None = None) 
     for section in SECTIONS if sections is None else sections:
         content = section.build(data)
         if content is not None:
-            built.append(BuiltSection(section.key, section.title, section.template, content))
+            built.append(BuiltSection(section.key, section.title, section.template, content, section.part))
     return built
 
 
-#: The report, in page order. A new section: a template in templates/sections/, a builder, one line here.
+#: The report, in page order, each section in its part (common.PARTS). A new section: a template in
+#: templates/sections/, a builder, one line here.
 SECTIONS: list[Section] = [
-    Section("overview", "Run notes", build_overview),
-    Section("environment", "Environment", build_environment),
-    Section("gemm", "GEMM throughput", build_gemm, benchmarks=(GEMM_BENCHMARK,)),
-    Section("collectives", "Collective communication", build_collectives, benchmarks=(COLLECTIVES_BENCHMARK,)),
-    Section("memory", "Memory bandwidth and kernels", build_memory, benchmarks=MEMORY_BENCHMARKS),
-    Section("io", "I/O and data loading", build_io, benchmarks=(IO_BENCHMARK,)),
-    Section("profile", "Your job, profiled", build_profile, benchmarks=(PROFILE_BENCHMARK,)),
-    Section("extrapolation", "At scale: your job on the target systems", build_extrapolation),
-    Section("train", "Training workloads", build_train, benchmarks=(TRAIN_BENCHMARK,)),
-    Section("other", "Other records", build_other),
+    Section("anomalies", "Anomalies", build_anomalies, part="system"),
+    Section("gemm", "GEMM throughput", build_gemm, benchmarks=(GEMM_BENCHMARK,), part="system"),
+    Section("collectives", "Collective communication", build_collectives, benchmarks=(COLLECTIVES_BENCHMARK,),
+            part="system"),
+    Section("memory", "Memory bandwidth and kernels", build_memory, benchmarks=MEMORY_BENCHMARKS, part="system"),
+    Section("io", "I/O and data loading", build_io, benchmarks=(IO_BENCHMARK,), part="system"),
+    Section("train", "Training workloads", build_train, benchmarks=(TRAIN_BENCHMARK,), part="system"),
+    Section("profile", "Your job, profiled", build_profile, benchmarks=(PROFILE_BENCHMARK,), part="job"),
+    Section("extrapolation", "At scale: your job on the target systems", build_extrapolation, part="outlook"),
+    Section("sources", "Assumptions and sources", build_sources, part="sources"),
+    Section("overview", "Run notes", build_overview, part="appendix"),
+    Section("environment", "Environment", build_environment, part="appendix"),
+    Section("rawdata", "Raw data", build_rawdata, part="appendix"),
+    Section("other", "Other records", build_other, part="appendix"),
 ]

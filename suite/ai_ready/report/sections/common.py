@@ -107,12 +107,14 @@ Builder = Callable[[ReportData], "dict[str, Any] | None"]
 
 @dataclass(frozen=True)
 class Section:
-    """A registered section: where it renders, what builds its data, which benchmarks it presents."""
+    """A registered section: where it renders, what builds its data, which benchmarks it presents,
+    and which part of the page (:data:`PARTS`) it belongs to."""
 
     key: str
     title: str
     build: Builder
     benchmarks: tuple[str, ...] = ()
+    part: str = "appendix"
 
     @property
     def template(self) -> str:
@@ -127,6 +129,20 @@ class BuiltSection:
     title: str
     template: str
     data: dict[str, Any]
+    part: str = "appendix"
+
+
+#: The page's parts, in order: (key, title, what it needs when it is empty). The order is the order a
+#: consultant walks a user through: verdict first, evidence next, sources and raw data last.
+PARTS: tuple[tuple[str, str, str], ...] = (
+    ("summary", "Summary", "any input"),
+    ("system", "This system, measured", "benchmark or training results (`ai-ready bench ...`, `ai-ready train ...`)"),
+    ("job", "Your job, profiled", "a profile (`ai-ready profile DIR`)"),
+    ("outlook", "Scaling outlook", "a profile with target systems, or an extrapolation (`ai-ready extrapolate ... -o FILE.json`)"),
+    ("recommendations", "Recommendations", "a profile, benchmark results or an extrapolation"),
+    ("sources", "Assumptions and sources", "figures with ceilings or an extrapolation"),
+    ("appendix", "Appendix", "any input"),
+)
 
 
 # --------------------------------------------------------------------------- reading records

@@ -44,10 +44,40 @@ def build_extrapolation(data: ReportData) -> dict[str, Any] | None:
         profile = _as_dict(_as_dict(doc.meta).get("profile"))
         if EXTRAPOLATION_KEY in profile and profile[EXTRAPOLATION_KEY] is not None:
             found.append((index, profile))
-    if not found:
+    standalone = _standalone(data)
+    if not found and not standalone:
         return None
-    several = len(found) > 1
-    return {"blocks": [_block(profile, data.labels[index] if several else "") for index, profile in found]}
+    several = len(found) + len(standalone) > 1
+    blocks = [_block(profile, data.labels[index] if several else "") for index, profile in found]
+    blocks += [_block(profile, ", ".join(labels) if several else "") for profile, labels in standalone]
+    return {"blocks": blocks}
+
+
+def _standalone(data: ReportData) -> list[tuple[dict[str, Any], list[str]]]:
+    """Extrapolations from `ai-ready extrapolate -o`, one block per workload with every system it was run for.
+
+    Each is reshaped like a profile's stored extrapolation, so one layout serves both.
+    """
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for doc, label in zip(data.documents, data.labels):
+        meta = _as_dict(doc.meta)
+        ext = _as_dict(meta.get("extrapolation"))
+        if meta.get("kind") != "extrapolation" or not ext:
+            continue
+        spec = _as_dict(ext.get("workload_spec")) or {"name": _text_param(ext, "workload")}
+        name = _text_param(spec, "name") or _text_param(ext, "workload") or "unnamed workload"
+        key = repr(sorted(spec.items()))
+        if key not in groups:
+            stored = {"workload": spec, "source": f"ai-ready extrapolate {_text_param(ext, 'workload_file')}".strip(),
+                      "calibration": _as_dict(ext.get("calibration")), "notes": [], "systems": []}
+            groups[key] = ({"job": {"name": name}, EXTRAPOLATION_KEY: stored}, [])
+        profile, labels = groups[key]
+        prediction = {k: v for k, v in ext.items() if k not in ("scaling", "workload_spec")}
+        scaling = ext.get("scaling") if isinstance(ext.get("scaling"), list) else []
+        profile[EXTRAPOLATION_KEY]["systems"].append(
+            {"system": _text_param(ext, "system"), "prediction": prediction, "error": None, "scaling": scaling})
+        labels.append(label)
+    return list(groups.values())
 
 
 def _block(profile: dict[str, Any], source: str) -> dict[str, Any]:
