@@ -31,11 +31,13 @@ from ai_ready.report.sections.other import build_other
 from ai_ready.report.sections.overview import build_overview
 from ai_ready.report.sections.profile import PROFILE_BENCHMARK, build_profile
 from ai_ready.report.sections.rawdata import build_rawdata
+from ai_ready.report.sections.recommendations import build_recommendations
 from ai_ready.report.sections.sources import build_sources
+from ai_ready.report.sections.summary import build_summary
 from ai_ready.report.sections.train import TRAIN_BENCHMARK, build_train
 
 __all__ = [
-    "PARTS", "build_anomalies", "build_rawdata", "build_sources",
+    "PARTS", "build_anomalies", "build_rawdata", "build_recommendations", "build_sources", "build_summary",
     "COLLECTIVES_BENCHMARK", "GEMM_BENCHMARK", "IO_BENCHMARK", "IO_NO_CEILING", "MEMORY_BENCHMARKS", "MISSING",
     "PROFILE_BENCHMARK", "SECTIONS", "TRAIN_BENCHMARK", "BuiltSection", "Builder", "Entry", "ReportData", "Section",
     "build_collectives", "build_environment", "build_extrapolation", "build_gemm", "build_io", "build_memory",
@@ -57,6 +59,7 @@ def build_sections(data: ReportData, sections: Iterable[Section] | None = None) 
 #: The report, in page order, each section in its part (common.PARTS). A new section: a template in
 #: templates/sections/, a builder, one line here.
 SECTIONS: list[Section] = [
+    Section("summary", "Summary", build_summary, part="summary"),
     Section("anomalies", "Anomalies", build_anomalies, part="system"),
     Section("gemm", "GEMM throughput", build_gemm, benchmarks=(GEMM_BENCHMARK,), part="system"),
     Section("collectives", "Collective communication", build_collectives, benchmarks=(COLLECTIVES_BENCHMARK,),
@@ -66,6 +69,7 @@ SECTIONS: list[Section] = [
     Section("train", "Training workloads", build_train, benchmarks=(TRAIN_BENCHMARK,), part="system"),
     Section("profile", "Your job, profiled", build_profile, benchmarks=(PROFILE_BENCHMARK,), part="job"),
     Section("extrapolation", "At scale: your job on the target systems", build_extrapolation, part="outlook"),
+    Section("recommendations", "Recommendations", build_recommendations, part="recommendations"),
     Section("sources", "Assumptions and sources", build_sources, part="sources"),
     Section("overview", "Run notes", build_overview, part="appendix"),
     Section("environment", "Environment", build_environment, part="appendix"),
