@@ -424,7 +424,23 @@ def _extrapolation_metrics(data: ReportData) -> list[Metric]:
             if isinstance(entry, dict) and _text_param(entry, "system"):
                 out += _system_metrics(entry, position, _maker(data.labels[index], job, entry["system"]))
         return out
-    return []
+    return _standalone_extrapolation_metrics(data)
+
+
+def _standalone_extrapolation_metrics(data: ReportData) -> list[Metric]:
+    """Without a profile: the first workload's extrapolations from `ai-ready extrapolate -o`, per system."""
+    from ai_ready.report.sections.extrapolation import EXTRAPOLATION_KEY, _standalone
+
+    groups = _standalone(data)
+    if not groups:
+        return []
+    profile, labels = groups[0]
+    job = _text_param(_as_dict(profile.get("job")), "name") or "the workload"
+    out: list[Metric] = []
+    for position, (entry, label) in enumerate(zip(profile[EXTRAPOLATION_KEY]["systems"], labels)):
+        if _text_param(entry, "system"):
+            out += _system_metrics(entry, position, _maker(label, job, entry["system"]))
+    return out
 
 
 def _system_metrics(entry: dict[str, Any], position: int, make: Callable[..., Metric]) -> list[Metric]:
