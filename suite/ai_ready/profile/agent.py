@@ -44,6 +44,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from ai_ready.profile.portability import nvidia_only_imports
+
 ENV_DIR = "AI_READY_PROFILE_DIR"
 ENV_WARMUP = "AI_READY_PROFILE_WARMUP"
 ENV_STEPS = "AI_READY_PROFILE_STEPS"
@@ -452,7 +454,8 @@ class Recorder:
             "memory": _peak_memory(self.device),
             "features": dict(self.features,
                              grad_accumulation=int(statistics.median(accumulation)) if accumulation else None,
-                             autocast=sorted(set(self.features["autocast"]))),
+                             autocast=sorted(set(self.features["autocast"])),
+                             nvidia_only=nvidia_only_imports()),
             "collectives": self.collectives, "checkpoint_io": self.checkpoint_io,
             "marks": self.marks, "trace_file": self.trace_file,
             "wall_s": self.clock() - self.started,

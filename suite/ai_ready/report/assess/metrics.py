@@ -78,6 +78,8 @@ METRICS: dict[str, MetricSpec] = {
     "profile.mixed_precision": MetricSpec(BOOL, "", "{job} trains in mixed precision (bf16/fp16 autocast)"),
     "profile.loss_scaling": MetricSpec(BOOL, "", "{job} scales the loss (GradScaler)"),
     "profile.compiled": MetricSpec(BOOL, "", "{job} uses torch.compile"),
+    "profile.nvidia_only_libraries": MetricSpec(NUMBER, COUNT,
+                                                "NVIDIA-only libraries {job} imported (portability to AMD GPUs)"),
     "profile.data_parallel": MetricSpec(BOOL, "", "{job} wraps its model in DDP or FSDP"),
     "profile.distributed_api": MetricSpec(TEXT, "", "data-parallel wrapper of {job}"),
     "profile.activation_checkpointing": MetricSpec(BOOL, "", "{job} uses activation checkpointing"),
@@ -392,6 +394,10 @@ def _profile_feature_metrics(main: dict[str, list[Record]], rank: dict[str, Any]
     if isinstance(autocast, list) or precision:
         mixed = bool(autocast) or precision in ("bf16", "fp16")
         out.append(make("profile.mixed_precision", mixed, f"{where}.autocast and the step's params.precision"))
+    nvidia_only = features.get("nvidia_only")
+    if isinstance(nvidia_only, list):  # profiles from before this field was recorded say nothing
+        names = ", ".join(str(_as_dict(n).get("module")) for n in nvidia_only) or "none"
+        out.append(make("profile.nvidia_only_libraries", len(nvidia_only), f"{where}.nvidia_only ({names})"))
     ddp, fsdp = features.get("ddp"), features.get("fsdp")
     if isinstance(ddp, bool) and isinstance(fsdp, bool):
         out.append(make("profile.data_parallel", ddp or fsdp, f"{where}.ddp, .fsdp"))
