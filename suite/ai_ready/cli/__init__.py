@@ -12,6 +12,7 @@ from typing import Sequence
 import click
 
 from ai_ready import __version__
+from ai_ready.cli.accept import accept
 from ai_ready.cli.bench import bench
 from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
 from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
@@ -53,6 +54,7 @@ cli.add_command(train)
 cli.add_command(profile)
 cli.add_command(validate)
 cli.add_command(extrapolate)
+cli.add_command(accept)
 
 
 def _is_first_rank() -> bool:
