@@ -59,6 +59,7 @@ def test_an_extrapolation_is_a_report_input_with_its_own_outlook(extrapolation: 
     html = out.read_text()
     outlook = section_of(html, "extrapolation")
     assert "gpt3-175b" in outlook and "jupiter-booster" in outlook and "ext-scaling-chart" in outlook
+    assert "shaded over the model&#39;s uncertainty band" in outlook  # the band is drawn, and said so
     assert '<section id="part-outlook"' in html and '<section id="part-sources"' in html
     sources = section_of(html, "sources")
     assert "assumption" in sources and "S5" in sources  # the catalog source the model cited, resolved

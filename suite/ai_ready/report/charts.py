@@ -292,6 +292,12 @@ class ScalingSeries:
     points: list[tuple[float, float, float]]
     misfits: list[float] = field(default_factory=list)
     size: float | None = None  # the whole system's GPUs: a dotted line
+    #: The model's relative uncertainty on step time (±u): throughput is shaded from y/(1+u) to y/(1−u).
+    uncertainty: float = 0.0
+
+
+#: Opacity of an uncertainty band: visible behind the line, never hiding another system's.
+BAND_ALPHA = 0.18
 
 
 def scaling_chart(series: Sequence[ScalingSeries], title: str, throughput_label: str, alt: str) -> Chart:
@@ -318,6 +324,10 @@ def scaling_chart(series: Sequence[ScalingSeries], title: str, throughput_label:
             fast = [(x, y) for x, y, _ in points if y > 0]
             top.plot([x for x, _ in fast], [y for _, y in fast], color=color, marker=marker, markersize=4,
                      linewidth=1.6, label=plain_label(s.label))
+            if fast and 0 < s.uncertainty < 1:
+                top.fill_between([x for x, _ in fast], [y / (1 + s.uncertainty) for _, y in fast],
+                                 [y / (1 - s.uncertainty) for _, y in fast], color=color, alpha=BAND_ALPHA,
+                                 linewidth=0)
             bottom.plot([x for x, _, _ in points], [100.0 * e for _, _, e in points], color=color, marker=marker,
                         markersize=4, linewidth=1.6)
             for ax in (top, bottom):
@@ -347,6 +357,10 @@ def scaling_chart(series: Sequence[ScalingSeries], title: str, throughput_label:
                               label="100%: per-GPU throughput of the first point"))
         if any(s.size for s in series):
             handles.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.2, label="whole system"))
+        if any(0 < s.uncertainty < 1 for s in series):
+            from matplotlib.patches import Patch
+
+            handles.append(Patch(color="#555555", alpha=BAND_ALPHA, label="shaded: the model's uncertainty band"))
         top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         top.set_title(plain_label(title), loc="left", fontweight="bold")
         top.set_ylabel(plain_label(throughput_label))

@@ -207,6 +207,7 @@ def _system(entry: dict[str, Any], unit: str) -> dict[str, Any]:
         return out
     kind = _text_param(p, "kind") or "transformer"
     run = _as_dict(p.get("run"))
+    out["uncertainty"] = float(p["uncertainty"]) if _finite(p.get("uncertainty")) else 0.0
     out["accelerator"] = _text_param(p, "accelerator")
     out["fits"] = p.get("fits_memory") is not False
     out["rows"] = _summary_rows(p, run, kind, unit)
@@ -368,7 +369,7 @@ def _scaling_chart(name: str, systems: list[dict[str, Any]], unit: str, source: 
         if not fitting and not misfits:
             continue
         size = max(float(r["gpus"]) for r in s["scaling"])
-        series.append(charts.ScalingSeries(s["name"], fitting, misfits, size))
+        series.append(charts.ScalingSeries(s["name"], fitting, misfits, size, s.get("uncertainty") or 0.0))
         text = ", ".join(f"{x:,.0f} GPUs {_si_count(y)} {unit} ({100 * e:.0f}%)" for x, y, e in fitting)
         if misfits:
             text += ("; " if text else "") + "nothing fits on " + ", ".join(f"{x:,.0f}" for x in misfits) + " GPUs"
@@ -377,6 +378,7 @@ def _scaling_chart(name: str, systems: list[dict[str, Any]], unit: str, source: 
         return None
     who = name + (f", {source}" if source else "")
     alt = (f"Scaling of {who} from one node to the whole of each target system, predicted by the performance "
-           f"model. Top: total throughput in {unit}; bottom: per-GPU efficiency against the first point that fits. "
+           f"model. Top: total throughput in {unit}, shaded over the model's uncertainty band; bottom: per-GPU "
+           f"efficiency against the first point that fits. "
            + "; ".join(described) + ". The tables below hold the same figures.")
     return charts.scaling_chart(series, title=f"Scaling to the whole system ({unit})", throughput_label=unit, alt=alt)
