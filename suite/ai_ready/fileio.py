@@ -42,16 +42,16 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def ensure_writable_dir(path: Path) -> Path:
-    """Create the output folder if needed; one clear error (InputError) when it cannot be used."""
+def ensure_writable_dir(path: Path, option: str = "-o") -> Path:
+    """Create the output folder if needed; one clear error (InputError) naming ``option`` when it cannot be used."""
     from ai_ready.errors import InputError
 
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise InputError(f"-o {path}: a file is in the way of this output folder; accepted: a folder path") from None
+        raise InputError(f"{option} {path}: a file is in the way of this output folder; accepted: a folder path") from None
     except OSError as exc:
-        raise InputError(f"-o {path}: cannot create the output folder ({exc.strerror})") from None
+        raise InputError(f"{option} {path}: cannot create the output folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"-o {path}: the output folder is not writable by this user")
+        raise InputError(f"{option} {path}: the output folder is not writable by this user")
     return path

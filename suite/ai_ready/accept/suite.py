@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import yaml
 
 from ai_ready.accept.detect import DIRECTIONS, HIGHER, LOWER, OUTLIER_MARGIN, HISTORY_NIGHTS, Reference
-from ai_ready.errors import InputError, yaml_problem
+from ai_ready.errors import InputError, yaml_problem, checked_mapping
 
 SCHEMA = "ai-ready/accept-suite"
 #: Suite-format versions this code reads. Version 1 is the first.
@@ -200,14 +200,14 @@ def load_suite(choice: str, known_systems: Sequence[str] = (), known_accelerator
 def parse_suite(data: Any, path: Path, known_systems: Sequence[str] = (),
                 known_accelerators: Sequence[str] = ()) -> Suite:
     where = f"suite {path.name}"
-    data = _mapping(data, where, SUITE_KEYS, SUITE_OPTIONAL_KEYS)
+    data = checked_mapping(data, where, SUITE_KEYS, SUITE_OPTIONAL_KEYS)
     if data["schema"] != SCHEMA:
         raise InputError(f"{where}: schema is {data['schema']!r}; accepted: {SCHEMA}")
     if data["version"] != VERSION:
         raise InputError(f"{where}: version {data['version']!r} is not one this ai-ready reads; accepted: {VERSION}")
     name = _name(data["name"], f"{where}: name")
     keys = _KeyCheck(known_systems, known_accelerators)
-    settings = _mapping(data.get("settings") or {}, f"{where}: settings", (), SETTINGS_KEYS)
+    settings = checked_mapping(data.get("settings") or {}, f"{where}: settings", (), SETTINGS_KEYS)
     nights = _count(settings.get("nights", HISTORY_NIGHTS), f"{where}: settings.nights")
     margin = _fraction(settings.get("outlier_margin", OUTLIER_MARGIN), f"{where}: settings.outlier_margin")
     launcher = {key: tuple(_argv(v, f"{where}: launcher[{key}]"))
@@ -246,7 +246,7 @@ class _KeyCheck:
 
 
 def _benchmark(entry: Any, index: int, where: str, folder: Path, keys: _KeyCheck, margin: float) -> BenchmarkSpec:
-    entry = _mapping(entry, f"{where}: benchmarks[{index}]", BENCHMARK_KEYS, BENCHMARK_OPTIONAL_KEYS)
+    entry = checked_mapping(entry, f"{where}: benchmarks[{index}]", BENCHMARK_KEYS, BENCHMARK_OPTIONAL_KEYS)
     name = _name(entry["name"], f"{where}: benchmarks[{index}].name")
     at = f"{where}: benchmark {name}"
     if ("run" in entry) == ("results" in entry):
@@ -341,10 +341,10 @@ def _option(param: Any, value: Any, where: str) -> tuple[str, Any]:
 
 
 def _metric(entry: Any, index: int, benchmark: str, at: str, keys: _KeyCheck, margin: float) -> MetricSpec:
-    entry = _mapping(entry, f"{at}: metrics[{index}]", METRIC_KEYS, METRIC_OPTIONAL_KEYS)
+    entry = checked_mapping(entry, f"{at}: metrics[{index}]", METRIC_KEYS, METRIC_OPTIONAL_KEYS)
     name = _name(entry["name"], f"{at}: metrics[{index}].name")
     where = f"{at}: metric {name}"
-    select_map = _mapping(entry["select"], f"{where}.select", (), SELECT_KEYS)
+    select_map = checked_mapping(entry["select"], f"{where}.select", (), SELECT_KEYS)
     if not select_map:
         raise InputError(f"{where}.select: give at least one of {', '.join(SELECT_KEYS)}")
     params = select_map.get("params") or {}
@@ -364,7 +364,7 @@ def _metric(entry: Any, index: int, benchmark: str, at: str, keys: _KeyCheck, ma
 
 
 def _reference(data: Any, key: str, where: str) -> Reference:
-    data = _mapping(data, where, REFERENCE_KEYS, REFERENCE_OPTIONAL_KEYS)
+    data = checked_mapping(data, where, REFERENCE_KEYS, REFERENCE_OPTIONAL_KEYS)
     value = data["value"]
     if not _is_number(value) or value <= 0:
         raise InputError(f"{where}.value: must be a positive number, got {value!r}")
@@ -381,17 +381,6 @@ def _reference(data: Any, key: str, where: str) -> Reference:
 
 # --------------------------------------------------------------------------- small validators
 
-def _mapping(data: Any, where: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
-    accepted = tuple(required) + tuple(optional)
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where}: must be a mapping with keys {', '.join(accepted)}, got {type(data).__name__}")
-    for key in data:
-        if key not in accepted:
-            raise InputError(f"{where}: unknown key '{key}'; accepted: {', '.join(accepted)}")
-    for key in required:
-        if key not in data:
-            raise InputError(f"{where}: missing key '{key}'")
-    return dict(data)
 
 
 def _keyed(data: Any, where: str, check: _KeyCheck) -> dict[str, Any]:

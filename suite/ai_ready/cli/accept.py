@@ -28,7 +28,7 @@ from click.core import ParameterSource
 from ai_ready import __version__
 from ai_ready.cli.console import is_quiet, note, print_table
 from ai_ready.errors import InputError
-from ai_ready.fileio import atomic_write_text
+from ai_ready.fileio import atomic_write_text, ensure_writable_dir
 
 EXIT_FAILED = 1
 DEFAULT_OUTPUT_DIR = Path("reports")
@@ -220,15 +220,7 @@ def _check_output(option: str, path: Path | None) -> None:
 
 def _results_dir(results: Path | None, system: str, started: datetime) -> Path:
     folder = (results or DEFAULT_OUTPUT_DIR / f"accept-{system}-{started.astimezone():%Y%m%d-%H%M%S}").absolute()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InputError(f"--results {folder}: a file is in the way; accepted: a folder path") from None
-    except OSError as exc:
-        raise InputError(f"--results {folder}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"--results {folder}: the folder is not writable by this user")
-    return folder
+    return ensure_writable_dir(folder, option="--results")
 
 
 def _scratch_root(configured: Path | None, results_dir: Path) -> Path:

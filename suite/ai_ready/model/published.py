@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from ai_ready.errors import InputError, yaml_problem
+from ai_ready.errors import InputError, yaml_problem, checked_mapping
 from ai_ready.model.hardware import hardware_for
 from ai_ready.model.search import search
 from ai_ready.model.step import Software, StepTime
@@ -68,18 +68,6 @@ def _where(path: Path) -> str:
     return path.name
 
 
-def _mapping(data: Any, where: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
-    """``data`` as a mapping with exactly the ``required`` keys and some of the ``optional`` ones."""
-    accepted = tuple(required) + tuple(optional)
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where}: must be a mapping with keys {', '.join(accepted)}, got {type(data).__name__}")
-    for key in data:
-        if key not in accepted:
-            raise InputError(f"{where}: unknown key '{key}'; accepted: {', '.join(accepted)}")
-    for key in required:
-        if key not in data:
-            raise InputError(f"{where}: missing key '{key}'")
-    return dict(data)
 
 
 def _positive_number(value: Any, where: str) -> float:
@@ -97,29 +85,29 @@ def _text(value: Any, where: str) -> str:
 
 def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
     where = f"{file}: tables[{index}]"
-    table = _mapping(table, where, TABLE_KEYS)
+    table = checked_mapping(table, where, TABLE_KEYS)
     _text(table["id"], f"{where}.id")
     where = f"{file}: tables[{table['id']}]"
     _text(table["title"], f"{where}.title")
     _text(table["system"], f"{where}.system")
-    source = _mapping(table["source"], f"{where}.source", SOURCE_KEYS, SOURCE_OPTIONAL_KEYS)
+    source = checked_mapping(table["source"], f"{where}.source", SOURCE_KEYS, SOURCE_OPTIONAL_KEYS)
     for key in SOURCE_KEYS:
         if key != "year":
             _text(source[key], f"{where}.source.{key}")
     if not str(source["url"]).startswith("https://"):
         raise InputError(f"{where}.source.url: must be an https:// address, got {source['url']!r}")
-    figure = _mapping(table["figure"], f"{where}.figure", FIGURE_KEYS, FIGURE_OPTIONAL_KEYS)
+    figure = checked_mapping(table["figure"], f"{where}.figure", FIGURE_KEYS, FIGURE_OPTIONAL_KEYS)
     if figure["metric"] not in METRICS:
         raise InputError(f"{where}.figure.metric: got {figure['metric']!r}; accepted: {', '.join(METRICS)}")
     _text(figure["unit"], f"{where}.figure.unit")
     if "full_recompute" in figure:
-        variant = _mapping(figure["full_recompute"], f"{where}.figure.full_recompute", VARIANT_KEYS)
+        variant = checked_mapping(figure["full_recompute"], f"{where}.figure.full_recompute", VARIANT_KEYS)
         if variant["field"] not in ROW_OPTIONAL_KEYS or variant["field"] == "params_b":
             raise InputError(f"{where}.figure.full_recompute.field: got {variant['field']!r}; "
                              "accepted: published_full_recompute")
-    software = _mapping(table["software"], f"{where}.software", SOFTWARE_KEYS)
+    software = checked_mapping(table["software"], f"{where}.software", SOFTWARE_KEYS)
     _software(software, where)
-    _mapping(table["defaults"], f"{where}.defaults", DEFAULT_KEYS)
+    checked_mapping(table["defaults"], f"{where}.defaults", DEFAULT_KEYS)
     assumptions = table["assumptions"]
     if not isinstance(assumptions, list) or not assumptions:
         raise InputError(f"{where}.assumptions: must be a non-empty list of sentences")
@@ -130,7 +118,7 @@ def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
         raise InputError(f"{where}.rows: must be a non-empty list of rows")
     names: set[str] = set()
     for i, row in enumerate(rows):
-        row = _mapping(row, f"{where}.rows[{i}]", ROW_KEYS, ROW_OPTIONAL_KEYS)
+        row = checked_mapping(row, f"{where}.rows[{i}]", ROW_KEYS, ROW_OPTIONAL_KEYS)
         name = _text(row["name"], f"{where}.rows[{i}].name")
         if name in names:
             raise InputError(f"{where}.rows: row name '{name}' appears twice")
@@ -176,7 +164,7 @@ def load_document(path: str | Path | None = None) -> dict[str, Any]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{_where(path)}: not valid YAML: {yaml_problem(exc)}") from None
-    doc = _mapping(doc, _where(path), TOP_KEYS)
+    doc = checked_mapping(doc, _where(path), TOP_KEYS)
     if doc["schema"] != SCHEMA or doc["version"] != VERSION:
         raise InputError(f"{_where(path)}: schema {doc['schema']!r} version {doc['version']!r}; "
                          f"accepted: {SCHEMA} version {VERSION}")
