@@ -68,11 +68,41 @@ def test_tensor_parallel_traffic_follows_the_scale_up_link(h100) -> None:
     assert hidden == pytest.approx(fast / 4)
 
 
+def test_hidden_tensor_parallel_traffic_still_slows_the_compute_beside_it(h100) -> None:
+    par = Parallelism(tp=8, pp=1, dp=1, microbatch=4, sequence_parallel=True)
+    exposed = run(h100, par, sw=Software(tp_overlap=0.0))
+    hidden = run(h100, par, sw=Software(tp_overlap=1.0))
+    sigma = h100.overlap_slowdown
+    assert exposed.breakdown["overlap_contention"] == 0 and hidden.breakdown["tp_comm"] == 0
+    assert hidden.breakdown["overlap_contention"] == pytest.approx(
+        exposed.breakdown["tp_comm"] * sigma / (1 + sigma))
+    assert hidden.step_time_s < exposed.step_time_s
+
+
 def test_gradient_reduction_overlap_hides_data_parallel_traffic(h100) -> None:
     par = Parallelism(tp=1, pp=1, dp=64, microbatch=8, recompute="full")
     exposed = run(h100, par, sw=Software(overlap_grad_reduce=False)).breakdown["dp_comm"]
     overlapped = run(h100, par).breakdown["dp_comm"]
     assert exposed > 0 and overlapped < exposed
+
+
+def test_overlapped_gradient_reduction_leaves_its_last_bucket_and_contention_exposed(h100) -> None:
+    # a long backward hides all but the first layer's and the embeddings' gradients, reduced after it ends
+    par = Parallelism(tp=1, pp=1, dp=64, microbatch=8, recompute="full", zero=1)
+    off = run(h100, par, sw=Software(overlap_grad_reduce=False, overlap_param_gather=False))
+    on = run(h100, par)
+    assert 0 < on.breakdown["dp_comm"] < off.breakdown["dp_comm"]
+    assert off.breakdown["overlap_contention"] == 0
+    hidden = off.breakdown["dp_comm"] - on.breakdown["dp_comm"]
+    sigma = h100.overlap_slowdown
+    assert on.breakdown["overlap_contention"] == pytest.approx(hidden * sigma / (1 + sigma))
+    # without contention overlap is free, and the step is shorter by exactly that
+    free = run(h100.with_(overlap_slowdown=0.0), par)
+    assert free.breakdown["overlap_contention"] == 0
+    assert on.step_time_s - free.step_time_s == pytest.approx(on.breakdown["overlap_contention"])
+    # a bigger vocabulary means a bigger last bucket, so more stays exposed
+    wide = TransformerModel(layers=40, hidden=5120, heads=40, vocab=4 * 51200, seq_len=2048)
+    assert run(h100, par, model=wide).breakdown["dp_comm"] > on.breakdown["dp_comm"]
 
 
 def test_recomputation_costs_time_in_order(h100) -> None:

@@ -54,6 +54,14 @@ ATTENTION_EFFICIENCY_ASSUMPTION = (
     "fused attention at 45% of the dense peak: between FlashAttention-2 on H100 (35%) and on A100 (50-73%), "
     "well below FlashAttention-3's 75% (catalog sources dao-flashattention-2, shah-flashattention-3)")
 
+#: Compute that shares the GPU with a communication kernel (an overlapped gradient reduction, a
+#: parameter prefetch, a hidden tensor-parallel transfer) runs this much slower: the collective's
+#: thread blocks hold SMs and its copies take HBM bandwidth.
+DEFAULT_OVERLAP_SLOWDOWN = 0.189
+OVERLAP_SLOWDOWN_SOURCE = (
+    "compute overlapped with communication runs 18.9% slower (average over GPT and LLaMA training on 4 "
+    "A100, H100, MI250 and MI210; up to 40%), so hidden communication costs 0.189/1.189 of its time")
+
 #: Bus bandwidth collectives reach on the scale-up links, as a fraction of the per-direction rate.
 DEFAULT_SCALE_UP_EFFICIENCY = 0.78
 SCALE_UP_EFFICIENCY_ASSUMPTION = (
@@ -87,6 +95,7 @@ class Hardware:
     - ``hbm_Bps`` × ``hbm_efficiency``: what streaming kernels reach; ``hbm_bytes``: capacity.
     - ``scale_up``/``scale_up_size``: the NVLink domain (tensor parallelism belongs inside it);
       ``scale_out``: one GPU's share of the network between domains (rail-optimised NICs).
+    - ``overlap_slowdown``: σ, how much slower compute runs while a collective overlaps it.
     - ``gpus_per_node``, ``total_gpus``: the system's shape; ``calibration``: measured step time over
       modelled on the node the job ran on (1.0 when none), applied to every prediction.
     """
@@ -108,6 +117,7 @@ class Hardware:
     total_gpus: int
     gpu_power_w: float | None = None
     calibration: float = 1.0
+    overlap_slowdown: float = DEFAULT_OVERLAP_SLOWDOWN
     assumptions: tuple[str, ...] = ()
 
     @property
@@ -171,7 +181,8 @@ def hardware_for(system: System, precision: str = "bf16") -> Hardware:
         notes.append(f"fused attention at {attention:.2f} of peak (assumption: {ATTENTION_EFFICIENCY_ASSUMPTION})")
     notes += [f"kernel overhead {DEFAULT_KERNEL_OVERHEAD_S * 1e6:g} us (assumption: {KERNEL_OVERHEAD_ASSUMPTION})",
               f"GEMM K overhead {DEFAULT_GEMM_K_OVERHEAD} (assumption: {GEMM_K_OVERHEAD_ASSUMPTION})",
-              f"HBM efficiency {DEFAULT_HBM_EFFICIENCY:g} (assumption: {HBM_EFFICIENCY_ASSUMPTION})"]
+              f"HBM efficiency {DEFAULT_HBM_EFFICIENCY:g} (assumption: {HBM_EFFICIENCY_ASSUMPTION})",
+              f"overlap slowdown {DEFAULT_OVERLAP_SLOWDOWN:g} (source: lee-overlap-2025, {OVERLAP_SLOWDOWN_SOURCE})"]
 
     per_node = int(system.accelerators_per_node.value)
     link = acc.scale_up.get("link_gbs_per_direction")

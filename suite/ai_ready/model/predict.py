@@ -304,7 +304,7 @@ def predict_generic(work: GenericWorkload, system: System, *, gpus: int | None =
 
     Compute per step = FLOPs / (peak × efficiency); the gradient all-reduce (DDP) or the weight
     all-gathers and gradient reduce-scatter (FSDP) are hierarchical over scale-up and scale-out links
-    and overlap the backward. The per-GPU batch is the job's own (weak scaling). With ``fsdp`` None the
+    and overlap the backward, slowing it while they share the GPU (``Hardware.overlap_slowdown``). The per-GPU batch is the job's own (weak scaling). With ``fsdp`` None the
     faster of the two that fits memory is chosen.
     """
     hw = hardware_for(system, work.precision).with_(calibration=calibration.ratio)
@@ -331,19 +331,20 @@ def predict_generic(work: GenericWorkload, system: System, *, gpus: int | None =
             states = 16.0 * work.parameters
         hidden = compute * (GENERIC_BACKWARD_SHARE if not shard else 1.0)
         exposed = max(0.0, comm_s - hidden)
+        contention = (comm_s - exposed) * hw.overlap_slowdown / (1.0 + hw.overlap_slowdown)
         optimizer = ADAM_BYTES_PER_PARAMETER * work.parameters / (n if shard else 1) / hw.stream_Bps
         memory = states + work.activation_bytes_per_item * work.items_per_step
-        total = (compute + exposed + optimizer) * hw.calibration
+        total = (compute + exposed + contention + optimizer) * hw.calibration
         fits = memory <= hw.hbm_bytes * 0.9
-        candidate = (not fits, total, shard, compute, exposed, optimizer, memory)
+        candidate = (not fits, total, shard, compute, exposed, contention, optimizer, memory)
         if best is None or candidate < best:
             best = candidate
     assert best is not None
-    _, total, shard, compute, exposed, optimizer, memory = best
+    _, total, shard, compute, exposed, contention, optimizer, memory = best
     from ai_ready.model.transformer import MemoryBreakdown
 
     breakdown = {"compute": compute * hw.calibration, "dp_comm": exposed * hw.calibration,
-                 "optimizer": optimizer * hw.calibration}
+                 "overlap_contention": contention * hw.calibration, "optimizer": optimizer * hw.calibration}
     mem = MemoryBreakdown(weights=memory - work.activation_bytes_per_item * work.items_per_step, gradients=0.0,
                           optimizer=0.0, activations=work.activation_bytes_per_item * work.items_per_step)
     flops = work.flops_per_item * work.items_per_step * n

@@ -22,8 +22,13 @@ then assembles the pipeline, the data-parallel reduction and the optimizer step:
   per micro-batch per stage.
 - **Data parallelism**: gradient all-reduce (ZeRO-0) or reduce-scatter + all-gather (ZeRO-1/2),
   hierarchical over the GPUs of a scale-up domain and the NICs between domains, ring or tree,
-  overlapped with the last micro-batch's backward when the software does so; ZeRO-3 gathers the
-  weights for every micro-batch forward and backward.
+  overlapped with the last micro-batch's backward when the software does so, except the last
+  bucket (the first layer and the embeddings, whose gradients are ready only when the backward
+  ends; their weights are the first the next forward waits for); ZeRO-3 gathers the weights for
+  every micro-batch forward and backward.
+- **Overlap is not free**: compute that shares the GPU with a hidden transfer runs (1 + σ) times
+  slower (σ = 0.189, Lee et al. 2025), so every second of hidden communication costs σ/(1 + σ)
+  seconds (``overlap_contention``).
 - **Optimizer**: Adam streams ~30 bytes per parameter it owns.
 
 Everything is returned as a :class:`StepTime` with a per-component breakdown that sums to the
@@ -39,7 +44,7 @@ from functools import lru_cache
 from ai_ready.errors import InputError
 from ai_ready.model import comm
 from ai_ready.model.hardware import Hardware
-from ai_ready.model.transformer import (MemoryBreakdown, _stage_parameters,
+from ai_ready.model.transformer import (MemoryBreakdown, _shared_layer_parameters, _stage_parameters,
                                         fits_memory, hardware_flops_per_step, memory_per_gpu,
                                         model_flops_per_step)
 from ai_ready.model.workload import Parallelism, Training, TransformerModel
@@ -174,6 +179,7 @@ class LayerTime:
     tp_backward: float        # ... of one backward
     cp_comm: float            # exposed context-parallel communication, forward + backward
     ep_comm: float            # expert all-to-alls, forward + backward
+    hidden_comm: float = 0.0  # communication overlapped with compute (tp_overlap, cp), fwd + bwd
 
 
 def _group_shape(hw: Hardware, ranks: int, inner: int) -> tuple[int, int]:
@@ -231,13 +237,16 @@ def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp:
     forward = gemm_f + elementwise + attn_f
     backward = 2 * gemm_f + BACKWARD_PER_FORWARD_BYTES * elementwise + attn_b
     # tensor parallelism: 2 all-reduces (or RS+AG pairs) of b·s·h per forward
-    tp_forward = tp_backward = 0.0
+    tp_forward = tp_backward = hidden_comm = 0.0
     if tp > 1:
         volume = VALUE * tokens * h
-        tp_forward = 2 * comm.ring_all_reduce(volume, tp, _tp_link(hw, tp)) * (1.0 - sw.tp_overlap)
+        raw = 2 * comm.ring_all_reduce(volume, tp, _tp_link(hw, tp))
+        tp_forward = raw * (1.0 - sw.tp_overlap)
         # with sequence parallelism the backward also re-gathers the two column-parallel GEMMs' inputs
         # for their weight gradients (only the sequence shard is saved): one more all-gather each
-        tp_backward = tp_forward * (1.5 if sequence_parallel else 1.0)
+        backward_factor = 1.5 if sequence_parallel else 1.0
+        tp_backward = tp_forward * backward_factor
+        hidden_comm = raw * sw.tp_overlap * (1.0 + backward_factor)
     # context parallelism: ring of cp−1 K/V shard passes, hidden behind the attention compute
     cp_comm = 0.0
     if cp > 1:
@@ -246,13 +255,14 @@ def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp:
         shard = VALUE * tokens * 2 * kv / tp
         step_f = (cp - 1) * comm.p2p(shard, link)
         cp_comm = max(0.0, step_f - attn_f) + max(0.0, 2 * step_f - attn_b)
+        hidden_comm += 3 * step_f - cp_comm
     ep_comm = 0.0
     if model.is_moe and ep > 1:
         g, n_out = _group_shape(hw, ep, tp)
         volume = VALUE * tokens * model.top_k * h / shards
         one = comm.hierarchical_all_to_all(volume, g, n_out, hw.scale_up, hw.scale_out)
         ep_comm = 4 * one  # dispatch + combine, forward and backward
-    return LayerTime(forward, backward, attn_f, tp_forward, tp_backward, cp_comm, ep_comm)
+    return LayerTime(forward, backward, attn_f, tp_forward, tp_backward, cp_comm, ep_comm, hidden_comm)
 
 
 # --- the step --------------------------------------------------------------------------------
@@ -272,6 +282,18 @@ def _data_parallel_reduce(hw: Hardware, nbytes: float, ranks: int, inner: int, z
     if zero == 0:
         return comm.hierarchical_all_reduce(nbytes, g, n_out, hw.scale_up, hw.scale_out)
     return comm.hierarchical_reduce_scatter(nbytes, g, n_out, hw.scale_up, hw.scale_out)
+
+
+def _first_bucket_parameters(model: TransformerModel, par: Parallelism) -> float:
+    """Dense parameters on one GPU of the first stage that the backward finishes last and the forward
+    needs first: the input embeddings and the first layer.
+
+    Gradient reduction runs in buckets as gradients become ready (PyTorch DDP's 25 MB buckets,
+    Megatron-Core's max(40 M, 1 M·dp) parameters, FSDP's per-layer units); one layer plus the
+    embeddings stands for that last bucket here.
+    """
+    return (model.vocab * model.hidden / par.tp + model.seq_len * model.hidden
+            + _shared_layer_parameters(model) / par.tp)
 
 
 def _gather(hw: Hardware, nbytes: float, ranks: int, inner: int) -> float:
@@ -345,17 +367,35 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         if model.is_moe and data_ranks // ep > 1:
             gather += _gather(hw, VALUE * expert, data_ranks // ep, tp * ep)
     last_backward = bwd + logit_b
-    exposed_grad = max(0.0, grad - last_backward) if sw.overlap_grad_reduce else grad
-    exposed_gather = max(0.0, gather - (fwd + logit_f)) if sw.overlap_param_gather else gather
-    zero3 = 0.0
+    # the last gradients computed (the first layer's and the input embedding's) can only be reduced
+    # after the backward ends, and the first forward waits for their weights to be gathered
+    first = _first_bucket_parameters(model, par)
+    grad_tail = _data_parallel_reduce(hw, grad_bytes * first, data_ranks, tp, par.zero)
+    gather_tail = _gather(hw, VALUE * first, data_ranks, tp) if par.zero in (1, 2) else 0.0
+    if sw.overlap_grad_reduce:
+        exposed_grad = max(min(grad, grad_tail), grad - last_backward)
+    else:
+        exposed_grad = grad
+    if sw.overlap_param_gather:
+        exposed_gather = max(min(gather, gather_tail), gather - (fwd + logit_f))
+    else:
+        exposed_gather = gather
+    dp_exposed = exposed_grad + exposed_gather
+    dp_hidden = (grad - exposed_grad) + (gather - exposed_gather)
     if par.zero == 3 and data_ranks > 1:
         weights = _gather(hw, VALUE * dense, data_ranks, tp) + (
             _gather(hw, VALUE * expert, data_ranks // ep, tp * ep) if model.is_moe and data_ranks // ep > 1 else 0.0)
         per_micro = 2 * weights + grad  # gather for forward and for backward, reduce-scatter per micro-batch
         hidden_by = (fwd + bwd) if sw.overlap_param_gather else 0.0
-        zero3 = m * max(0.0, per_micro - hidden_by)
-        exposed_grad = 0.0
-    breakdown["dp_comm"] = exposed_grad + exposed_gather + zero3
+        # the first layer's weights are gathered before the first forward, its gradients reduced after the last backward
+        tail = grad_tail + _gather(hw, VALUE * first, data_ranks, tp)
+        dp_exposed = max(m * max(0.0, per_micro - hidden_by), min(m * per_micro, tail))
+        dp_hidden = m * per_micro - dp_exposed
+    breakdown["dp_comm"] = dp_exposed
+    # overlapped communication is hidden, not free: its kernels take SMs and HBM bandwidth from the
+    # compute beside it, which runs (1 + σ) times slower while they share the GPU
+    hidden = dp_hidden + m * per_stage * layer.hidden_comm
+    breakdown["overlap_contention"] = hidden * hw.overlap_slowdown / (1.0 + hw.overlap_slowdown)
     # optimizer: Adam over the parameters this rank owns
     owned = dense / (data_ranks if par.zero >= 1 else 1)
     if model.is_moe:

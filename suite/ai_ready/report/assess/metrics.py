@@ -411,8 +411,9 @@ def _profile_feature_metrics(main: dict[str, list[Record]], rank: dict[str, Any]
     return out
 
 
-#: The model's step components that are communication not hidden by compute (model/predict.py breakdown).
-COMM_PARTS = ("tp_comm", "cp_comm", "ep_comm", "pp_p2p", "dp_comm")
+#: The model's step components that communication costs: the part not hidden by compute, and the
+#: compute it slows while hidden (model/step.py breakdown).
+COMM_PARTS = ("tp_comm", "cp_comm", "ep_comm", "pp_p2p", "dp_comm", "overlap_contention")
 BUBBLE_PART = "pp_bubble"
 
 

@@ -25,7 +25,8 @@ BREAKDOWN_NAMES = {
     "recompute": "activation recomputation", "grad_accumulate": "gradient accumulation (micro-batches)",
     "tp_comm": "tensor-parallel communication", "cp_comm": "context-parallel communication",
     "ep_comm": "expert-parallel all-to-all", "pp_p2p": "pipeline send/receive", "pp_bubble": "pipeline bubble",
-    "dp_comm": "data-parallel communication (not hidden)", "optimizer": "optimizer step",
+    "dp_comm": "data-parallel communication (not hidden)",
+    "overlap_contention": "compute slowed by hidden communication", "optimizer": "optimizer step",
 }
 #: The target model's sizes, in the order and with the names the page gives them.
 MODEL_SIZES = {"layers": "layers", "hidden": "hidden size", "heads": "attention heads", "kv_heads": "key/value heads",
