@@ -170,3 +170,13 @@ def test_search_respects_fixed_choices_and_refuses_impossible_ones(h100) -> None
     with pytest.raises(InputError, match="fits the memory"):
         search(TransformerModel(layers=96, hidden=12288, heads=96, vocab=51200, seq_len=2048), Training(8),
                h100.with_(total_gpus=8), gpus=8)
+
+
+def test_every_figure_the_hardware_model_cites_is_a_catalog_source(h100) -> None:
+    from ai_ready.report.sections.sources import SOURCE_IDS
+
+    known = load_catalog().sources
+    cited = {i.strip() for line in h100.assumptions for m in SOURCE_IDS.findall(line) for i in m.split(",")}
+    assert "lee-overlap-2025" in cited
+    assert any(line.startswith(f"overlap slowdown {h100.overlap_slowdown:g}") for line in h100.assumptions)
+    assert cited <= set(known), cited - set(known)

@@ -182,7 +182,7 @@ def hardware_for(system: System, precision: str = "bf16") -> Hardware:
     notes += [f"kernel overhead {DEFAULT_KERNEL_OVERHEAD_S * 1e6:g} us (assumption: {KERNEL_OVERHEAD_ASSUMPTION})",
               f"GEMM K overhead {DEFAULT_GEMM_K_OVERHEAD} (assumption: {GEMM_K_OVERHEAD_ASSUMPTION})",
               f"HBM efficiency {DEFAULT_HBM_EFFICIENCY:g} (assumption: {HBM_EFFICIENCY_ASSUMPTION})",
-              f"overlap slowdown {DEFAULT_OVERLAP_SLOWDOWN:g} (source: lee-overlap-2025, {OVERLAP_SLOWDOWN_SOURCE})"]
+              f"overlap slowdown {DEFAULT_OVERLAP_SLOWDOWN:g} (source lee-overlap-2025: {OVERLAP_SLOWDOWN_SOURCE})"]
 
     per_node = int(system.accelerators_per_node.value)
     link = acc.scale_up.get("link_gbs_per_direction")
