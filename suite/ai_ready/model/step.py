@@ -371,7 +371,8 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     # after the backward ends, and the first forward waits for their weights to be gathered
     first = _first_bucket_parameters(model, par)
     grad_tail = _data_parallel_reduce(hw, grad_bytes * first, data_ranks, tp, par.zero)
-    gather_tail = _gather(hw, VALUE * first, data_ranks, tp) if par.zero in (1, 2) else 0.0
+    first_gather = _gather(hw, VALUE * first, data_ranks, tp)
+    gather_tail = first_gather if par.zero in (1, 2) else 0.0
     if sw.overlap_grad_reduce:
         exposed_grad = max(min(grad, grad_tail), grad - last_backward)
     else:
@@ -388,7 +389,7 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         per_micro = 2 * weights + grad  # gather for forward and for backward, reduce-scatter per micro-batch
         hidden_by = (fwd + bwd) if sw.overlap_param_gather else 0.0
         # the first layer's weights are gathered before the first forward, its gradients reduced after the last backward
-        tail = grad_tail + _gather(hw, VALUE * first, data_ranks, tp)
+        tail = grad_tail + first_gather
         dp_exposed = max(m * max(0.0, per_micro - hidden_by), min(m * per_micro, tail))
         dp_hidden = m * per_micro - dp_exposed
     breakdown["dp_comm"] = dp_exposed
