@@ -161,6 +161,7 @@ def test_transformer_shape_is_read_from_the_modules(tmp_path: Path) -> None:
     import torch
 
     rec.root_forward_start(model, (torch.zeros(2, 32, dtype=torch.long),))
+    rec.root_forward_end(model, (torch.zeros(2, 32, dtype=torch.long),), {}, training=True)
     shape = rec.model["transformer"]
     assert (shape["layers"], shape["hidden"], shape["heads"], shape["vocab"]) == (cfg.layers, cfg.hidden, cfg.heads,
                                                                                   cfg.vocab)

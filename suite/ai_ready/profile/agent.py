@@ -44,6 +44,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from ai_ready.profile import shape, work
 from ai_ready.profile.portability import nvidia_only_imports
 
 ENV_DIR = "AI_READY_PROFILE_DIR"
@@ -63,7 +64,8 @@ TRACE_STEPS = 3
 COLLECTIVES = ("all_reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor",
                "broadcast", "reduce", "all_to_all", "all_to_all_single", "gather", "scatter", "barrier", "send",
                "recv", "isend", "irecv", "all_gather_object", "broadcast_object_list")
-HEAD_ATTRIBUTES = ("num_heads", "n_head", "n_heads", "heads", "num_attention_heads")
+#: Embedding inputs remembered during the first step, to find which embedding the model's token ids feed.
+MAX_EMBEDDING_CALLS = 4096
 
 _recorder: "Recorder | None" = None
 
@@ -73,21 +75,17 @@ def active() -> "Recorder | None":
     return _recorder
 
 
-def start_from_env() -> "Recorder | None":
-    """Called by the bootstrap at interpreter start-up: record when `ai-ready profile` asked for it."""
+def recorder_from_env() -> "Recorder | None":
+    """The recorder `ai-ready profile` asked for through the environment (made once per process), or None."""
     global _recorder
     out_dir = os.environ.get(ENV_DIR)
     if not out_dir or _recorder is not None:
         return _recorder
     env = os.environ
-    rec = Recorder(out_dir, int(env.get(ENV_WARMUP, "3")), int(env.get(ENV_STEPS, "20")),
-                   stop=env.get(ENV_STOP, "1") != "0", trace=env.get(ENV_TRACE, "0") == "1")
-    _recorder = rec
-    from ai_ready.profile import hooks
-
-    hooks.arm(rec)
-    atexit.register(rec.at_exit)
-    return rec
+    _recorder = Recorder(out_dir, int(env.get(ENV_WARMUP, "3")), int(env.get(ENV_STEPS, "20")),
+                         stop=env.get(ENV_STOP, "1") != "0", trace=env.get(ENV_TRACE, "0") == "1")
+    atexit.register(_recorder.at_exit)
+    return _recorder
 
 
 def _rank_from_env() -> tuple[int, int, int]:
@@ -122,6 +120,7 @@ class Recorder:
         self.rank, self.world, self.local_rank = _rank_from_env()
         self.started = clock()
         self.lock = threading.RLock()
+        self.save_lock = threading.Lock()  # the saver thread and the job's thread never write at once
         # step accounting
         self.step_source = "optimizer"
         self.explicit = False
@@ -135,12 +134,17 @@ class Recorder:
         self.backward_total = 0
         self.forward_total = 0
         self.optimizer_steps = 0
+        self.skipped_steps = 0
         self.saw_backward_in_step = False
         # what the job is
         self.roots: dict[int, Any] = {}
+        self.main_root: int | None = None
         self.module_depth = 0
         self.model: dict[str, Any] | None = None
         self.seq_len: int | None = None
+        self.sequence_first = False
+        self.token_slot: tuple[Any, ...] | None = None
+        self.embedding_calls: list[tuple[int, tuple[int, int]]] = []
         self.features: dict[str, Any] = {"autocast": [], "grad_scaler": False, "compile": False, "ddp": False,
                                          "fsdp": False, "activation_checkpointing": False, "dataloader": None,
                                          "checkpointing": False}
@@ -150,7 +154,8 @@ class Recorder:
         self.marks: list[dict[str, Any]] = []
         self.flops: dict[str, Any] = {"counted": None, "step": None, "method": "FlopCounterMode", "note": None}
         self.flop_counter: Any = None
-        self.flop_math: Any = None
+        self.flop_attempted = False
+        self.flop_contexts: list[Any] = []
         self.profiler: Any = None
         self.trace_file: str | None = None
         self.status = "running"
@@ -160,13 +165,17 @@ class Recorder:
         self.finished = False
         self.ddp_last_bucket: float | None = None
         self.exposed: list[float] = []
+        #: Called once, outside any hook, after a complete profile of a job that runs on (--run-to-completion):
+        #: the hooks set it to take themselves off, so the rest of the job runs at its bare speed.
+        self.detach: Callable[[], None] | None = None
+        self.detach_pending = False
 
     # ------------------------------------------------------------------ steps
 
     @staticmethod
     def _empty_step() -> dict[str, Any]:
         return {"phases": {p: 0.0 for p in PHASES}, "forward_calls": 0, "backward_calls": 0, "samples": 0,
-                "tokens": 0, "exposed_comm": 0.0}
+                "tokens": 0, "model_samples": 0, "model_tokens": 0, "inputs": {}, "exposed_comm": 0.0}
 
     def activity(self) -> None:
         """The job did something step-like: the first step starts here if none has."""
@@ -188,6 +197,8 @@ class Recorder:
             step["index"] = len(self.done_steps)
             step["total_s"] = now - self.step_start
             step["phases"]["other"] = max(step["total_s"] - sum(step["phases"].values()), 0.0)
+            model_inputs = step.pop("inputs").get(self.main_root, (0, 0))
+            step["model_samples"], step["model_tokens"] = model_inputs
             self.done_steps.append(step)
             self.current = self._empty_step()
             self.step_start = now
@@ -198,7 +209,8 @@ class Recorder:
 
     def _step_began(self) -> None:
         index = len(self.done_steps)
-        if index == self.warmup - 1 and self.flops["counted"] is None:
+        if index == self.warmup - 1 and not self.flop_attempted:
+            self.flop_attempted = True
             self._start_flop_count(index)
         if self.trace and index == self.warmup + self.steps:
             self._start_trace()
@@ -215,10 +227,19 @@ class Recorder:
             if self.stop:
                 self.finished = True
                 raise SystemExit(0)
+            self.detach_pending = self.detach is not None
         else:
             self.dirty = True
             if self.saver is None:
                 self._start_saver()
+
+    def safe_point(self) -> None:
+        """Called by hooks at a moment no hook list is being iterated: take the hooks off when it is time."""
+        if self.detach_pending:
+            self.detach_pending = False
+            detach, self.detach = self.detach, None
+            if detach is not None:
+                _quiet(detach)
 
     def _start_saver(self) -> None:
         """A daemon thread rewrites the rank file while steps come in, so a hung job that is killed (no exit
@@ -226,7 +247,7 @@ class Recorder:
         def loop() -> None:
             while not self.finished and self.status != "complete":
                 time.sleep(SAVE_INTERVAL_S)
-                if self.dirty and os.getpid() == self.pid:
+                if self.dirty and os.getpid() == self.pid and self.status != "complete":
                     self.dirty = False
                     self.save()
 
@@ -265,7 +286,18 @@ class Recorder:
 
     # ------------------------------------------------------------------ events from hooks
 
-    def optimizer_pre(self, optimizer: Any) -> None:
+    def optimizer_pre(self, optimizer: Any, closure: bool = False) -> None:
+        """Before ``optimizer.step()``. With a closure (Lightning, LBFGS) forward and backward run inside the
+        step: the optimizer phase and the end of FLOP counting wait for :meth:`closure_done`."""
+        if closure:
+            return
+        if self.flop_counter is not None:
+            self._stop_flop_count()
+        if self.active_phase is None:
+            self.enter("optimizer")
+
+    def closure_done(self) -> None:
+        """The closure passed to ``optimizer.step()`` returned: what follows is the optimizer's own work."""
         if self.flop_counter is not None:
             self._stop_flop_count()
         if self.active_phase is None:
@@ -283,6 +315,20 @@ class Recorder:
             self.step_source = "optimizer"
         self.end_step("optimizer")
 
+    def step_skipped(self, optimizer: Any) -> None:
+        """GradScaler skipped ``optimizer.step()`` (inf/NaN gradients, common in fp16's first steps): the
+        iteration still ends here, or two iterations would be timed as one step."""
+        if self.active_phase == "optimizer":
+            self._close_phase(self.clock())
+        if self.main_optimizer is None:
+            self.main_optimizer = id(optimizer)
+        if id(optimizer) != self.main_optimizer or self.explicit:
+            return
+        self.skipped_steps += 1
+        if self.step_source == "cycle":
+            self.step_source = "optimizer"
+        self.end_step("optimizer")
+
     def backward_done(self) -> None:
         self.backward_total += 1
         self.current["backward_calls"] += 1
@@ -291,7 +337,7 @@ class Recorder:
             self.current["exposed_comm"] += max(self.clock() - self.ddp_last_bucket, 0.0)
             self.ddp_last_bucket = None
         if (self.step_source == "optimizer" and not self.explicit and self.optimizer_steps == 0
-                and self.backward_total >= FALLBACK_BACKWARDS):
+                and self.skipped_steps == 0 and self.backward_total >= FALLBACK_BACKWARDS):
             self.step_source = "cycle"
             self.saw_backward_in_step = False
             self.end_step("cycle")  # everything so far becomes the first (warm-up) step
@@ -302,14 +348,30 @@ class Recorder:
             self.end_step("cycle")
         self.forward_total += 1
         self.current["forward_calls"] += 1
+
+    def root_forward_end(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], training: bool) -> None:
+        """An outermost forward returned: describe a new root module, and count the work that entered it."""
         if id(module) not in self.roots:
             self.roots[id(module)] = module
-            self._describe(module, args)
-        if self.seq_len is None:
-            self.seq_len = _sequence_length(args)
+            self._describe(module, args, kwargs)
+        if not training:
+            return  # evaluation inside a step is not work of the step
+        samples, tokens, seq = work.input_work(args, kwargs, slot=self.token_slot,
+                                               sequence_first=self.sequence_first)
+        entry = self.current["inputs"].setdefault(id(module), (0, 0))
+        self.current["inputs"][id(module)] = (entry[0] + samples, entry[1] + tokens)
+        if self.seq_len is None and seq and id(module) == self.main_root:
+            self.seq_len = seq
+
+    def embedding_fed(self, module: Any, args: tuple[Any, ...]) -> None:
+        """An nn.Embedding ran (first step only): remember its input to match it with the model's input."""
+        if len(self.embedding_calls) < MAX_EMBEDDING_CALLS:
+            key = work.embedding_input(args)
+            if key is not None:
+                self.embedding_calls.append((id(module), key))
 
     def batch(self, batch: Any) -> None:
-        samples, tokens = _batch_size(batch)
+        samples, tokens = work.batch_size(batch)
         self.current["samples"] += samples
         self.current["tokens"] += tokens
 
@@ -333,6 +395,7 @@ class Recorder:
     @contextmanager
     def explicit_step(self) -> Iterator[None]:
         """`with ai_ready.step():` — the block is one step; optimizer hooks no longer set boundaries."""
+        self.safe_point()
         if not self.explicit:
             self.explicit = True
             self.step_source = "explicit"
@@ -347,7 +410,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ model description
 
-    def _describe(self, module: Any, args: tuple[Any, ...]) -> None:
+    def _describe(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Parameters, dtypes, parallel wrappers and transformer shape of the biggest root module."""
         try:
             params = {id(p): p for p in module.parameters()}.values()
@@ -356,56 +419,91 @@ class Recorder:
         count = sum(p.numel() for p in params)
         if self.model is not None and count <= self.model["parameters"]:
             return
-        inner = getattr(module, "module", module)
+        self.main_root = id(module)
+        inner = shape.unwrap(module)
         kind = type(module).__name__
         if kind == "DistributedDataParallel":
             self.features["ddp"] = True
-        if kind.startswith("FSDP") or kind == "FullyShardedDataParallel":
+        if kind.startswith("FSDP") or kind == "FullyShardedDataParallel" or type(inner).__name__.startswith("FSDP"):
             self.features["fsdp"] = True
+        if kind == "OptimizedModule":
+            self.features["compile"] = True
+        consumed, fed = self._embeddings_fed(args, kwargs)
+        embedding = shape.token_embedding(inner, consumed)
+        self.token_slot = work.token_slot(args, kwargs, fed) if embedding is not None else None
+        self.sequence_first = shape.sequence_first(inner)
         dtypes = Counter(str(p.dtype).removeprefix("torch.") for p in params)
+        transformer = shape.transformer_shape(inner, embedding)
         self.model = {"class": type(inner).__name__, "wrapper": kind if inner is not module else None,
                       "parameters": count, "trainable": sum(p.numel() for p in params if p.requires_grad),
-                      "dtypes": dict(dtypes), "transformer": _transformer_shape(inner),
-                      "matmul_parameters": _matmul_parameters(inner)}
+                      "dtypes": dict(dtypes), "transformer": transformer,
+                      "token_embedding": None if embedding is None else {
+                          "rows": int(embedding[0].num_embeddings), "width": int(embedding[0].embedding_dim),
+                          "recognised": embedding[1]},
+                      "sequence_first": self.sequence_first, "token_input": _path_text(self.token_slot),
+                      "matmul_parameters": shape.matmul_parameters(inner, embedding)}
         device = next((p.device for p in params), None)
         if device is not None:
             self.device = str(device)
 
+    def _embeddings_fed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[set[int], set[tuple[int, int]]]:
+        """Ids of the embeddings whose input was one of the root's integer inputs (same storage and size), and
+        those inputs."""
+        inputs = {key for t in work.tensors((args, kwargs)) if work.is_integer(t)
+                  for key in [work.embedding_input((t,))] if key is not None}
+        matched = {(module_id, key) for module_id, key in self.embedding_calls if key in inputs}
+        return {module_id for module_id, _ in matched}, {key for _, key in matched}
+
     # ------------------------------------------------------------------ FLOPs and trace
 
     def _start_flop_count(self, index: int) -> None:
-        if self.features["compile"]:
-            self.flops["note"] = "not counted: FlopCounterMode does not see inside torch.compile graphs"
-            return
+        """Count one step's FLOPs with FlopCounterMode. Under torch.compile the step runs eagerly (the
+        compiler's "force_eager" stance) so the counter sees every operation of the uncompiled model."""
         try:
+            import torch
             from torch.nn.attention import SDPBackend, sdpa_kernel
             from torch.utils.flop_counter import FlopCounterMode
 
+            contexts = []
             # FlopCounterMode has no formula for the CPU flash-attention kernel: on the counting step SDPA
             # takes its math path, whose two batched matmuls it counts (GPU attention kernels it counts)
-            import torch
-
             on_gpu = self.device.startswith("cuda") or (torch.cuda.is_available() and torch.cuda.is_initialized())
-            self.flop_math = None if on_gpu else sdpa_kernel(SDPBackend.MATH)
-            if self.flop_math is not None:
-                self.flop_math.__enter__()
+            if not on_gpu:
+                contexts.append(sdpa_kernel(SDPBackend.MATH))
+            if self.features["compile"]:
+                stance = getattr(torch.compiler, "set_stance", None)
+                if stance is not None:
+                    contexts.append(stance("force_eager"))
+                    self.warmup += 1  # the first compiled step after an eager one re-checks its guards: not timed
+                    self.flops["method"] = "FlopCounterMode on the uncompiled model (torch.compile set to eager " \
+                                           "for the counted step)"
+                else:
+                    self.flops["method"] = "FlopCounterMode through torch.compile graphs (this torch has no " \
+                                           "torch.compiler.set_stance)"
+            for context in contexts:
+                context.__enter__()
+                self.flop_contexts.append(context)
             self.flop_counter = FlopCounterMode(display=False)
             self.flop_counter.__enter__()
             self.flops["step"] = index
         except Exception as exc:  # never break the job for a figure
             self.flop_counter = None
+            self._leave_flop_contexts()
             self.flops["note"] = f"not counted: {exc}"
 
     def _stop_flop_count(self) -> None:
         counter, self.flop_counter = self.flop_counter, None
-        math, self.flop_math = self.flop_math, None
         try:
             counter.__exit__(None, None, None)
             self.flops["counted"] = float(counter.get_total_flops())
         except Exception as exc:
             self.flops["note"] = f"not counted: {exc}"
-        if math is not None:
-            _quiet(lambda: math.__exit__(None, None, None))
+        self._leave_flop_contexts()
+
+    def _leave_flop_contexts(self) -> None:
+        while self.flop_contexts:
+            context = self.flop_contexts.pop()
+            _quiet(lambda: context.__exit__(None, None, None))
 
     def _start_trace(self) -> None:
         try:
@@ -421,14 +519,20 @@ class Recorder:
             self.marks.append({"name": f"trace not taken: {exc}", "step": len(self.done_steps), "t_s": 0.0})
 
     def _stop_trace(self) -> None:
+        """Stop the profiler and write its trace once, atomically (a reader never sees half a file)."""
         profiler, self.profiler = self.profiler, None
+        path = os.path.join(self.out_dir, f"trace-rank{self.rank}.json")
+        tmp = f"{path}.{self.pid}.{threading.get_ident()}.tmp"
         try:
             profiler.__exit__(None, None, None)
-            path = os.path.join(self.out_dir, f"trace-rank{self.rank}.json")
-            profiler.export_chrome_trace(path)
+            os.makedirs(self.out_dir, exist_ok=True)
+            profiler.export_chrome_trace(tmp)
+            os.replace(tmp, path)
             self.trace_file = path
         except Exception as exc:
             self.marks.append({"name": f"trace not written: {exc}", "step": len(self.done_steps), "t_s": 0.0})
+        finally:
+            _quiet(lambda: os.path.exists(tmp) and os.remove(tmp))
 
     # ------------------------------------------------------------------ output
 
@@ -447,8 +551,8 @@ class Recorder:
                          "steps": self.steps, "stop": self.stop, "trace": self.trace},
             "step_source": self.step_source, "steps": steps,
             "timed_steps": [s["index"] for s in timed],
-            "optimizer_steps": self.optimizer_steps, "forward_calls": self.forward_total,
-            "backward_calls": self.backward_total,
+            "optimizer_steps": self.optimizer_steps, "skipped_steps": self.skipped_steps,
+            "forward_calls": self.forward_total, "backward_calls": self.backward_total,
             "flops": dict(self.flops), "model": self.model,
             "seq_len": self.seq_len,
             "memory": _peak_memory(self.device),
@@ -469,25 +573,28 @@ class Recorder:
         return "incomplete"
 
     def save(self) -> None:
-        """Write the rank file atomically (temporary file in the same folder, then rename)."""
+        """Write the rank file atomically: a temporary file of this writer in the same folder, then rename; one
+        writer at a time (the saver thread and the job's own thread both save)."""
         if os.getpid() != self.pid:  # a forked DataLoader worker inherited us: never write
             return
-        try:
-            os.makedirs(self.out_dir, exist_ok=True)
-            path = os.path.join(self.out_dir, RANK_FILE.format(rank=self.rank))
-            tmp = f"{path}.{self.pid}.tmp"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(self.snapshot(), handle, default=str)
-            os.replace(tmp, path)
-        except Exception as exc:  # the job must go on
-            sys.stderr.write(f"ai-ready: could not write the profile: {exc}\n")
+        path = os.path.join(self.out_dir, RANK_FILE.format(rank=self.rank))
+        tmp = f"{path}.{self.pid}.{threading.get_ident()}.tmp"
+        with self.save_lock:
+            try:
+                os.makedirs(self.out_dir, exist_ok=True)
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    json.dump(self.snapshot(), handle, default=str)
+                os.replace(tmp, path)
+            except Exception as exc:  # the job must go on
+                _quiet(lambda: os.path.exists(tmp) and os.remove(tmp))
+                sys.stderr.write(f"ai-ready: could not write the profile: {exc}\n")
 
     def at_exit(self) -> None:
         """Write what was measured, unless this process never did anything step-like."""
         if os.getpid() != self.pid:
             return
         if self.status == "complete":
-            if not self.stop:  # --run-to-completion: checkpoints and collectives of the whole run count
+            if not self.stop:  # --run-to-completion: checkpoints of the whole run count
                 self.save()
             return
         if not self.done_steps and self.forward_total == 0 and self.backward_total == 0:
@@ -507,111 +614,11 @@ def _quiet(action: Callable[[], Any]) -> None:
         pass
 
 
-def _batch_size(batch: Any) -> tuple[int, int]:
-    """(samples, tokens) of a DataLoader batch: the first tensor's first dimension; tokens when it holds
-    integer ids of shape [batch, sequence]."""
-    tensor = _first_tensor(batch)
-    if tensor is None or tensor.dim() == 0:
-        return 0, 0
-    samples = int(tensor.shape[0])
-    integer = not tensor.is_floating_point() and not tensor.is_complex() and str(tensor.dtype) != "torch.bool"
-    return samples, int(tensor.numel()) if integer and tensor.dim() == 2 else 0
-
-
-def _first_tensor(value: Any, depth: int = 0) -> Any:
-    if hasattr(value, "shape") and hasattr(value, "dim"):
-        return value
-    if depth > 3:
+def _path_text(path: tuple[Any, ...] | None) -> str | None:
+    """Where the token ids enter the model, readable: ``args[0]``, ``kwargs['input_ids']``."""
+    if not path:
         return None
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            found = _first_tensor(item, depth + 1)
-            if found is not None:
-                return found
-    if isinstance(value, dict):
-        for item in value.values():
-            found = _first_tensor(item, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def _sequence_length(args: tuple[Any, ...]) -> int | None:
-    tensor = _first_tensor(args)
-    if tensor is None or tensor.dim() != 2 or tensor.is_floating_point():
-        return None
-    return int(tensor.shape[1])
-
-
-def _tensor_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    total = 0
-    for value in list(args) + list(kwargs.values()):
-        items = value if isinstance(value, (list, tuple)) else [value]
-        for item in items:
-            if hasattr(item, "element_size") and hasattr(item, "numel"):
-                total += item.numel() * item.element_size()
-    return total
-
-
-def _transformer_shape(model: Any) -> dict[str, Any] | None:
-    """Layers, hidden size, heads and vocabulary of a transformer-like module tree, or None.
-
-    Vocabulary and hidden size from the largest embedding; layers from the longest list of identical
-    blocks that contain attention; heads from nn.MultiheadAttention or the usual attribute names.
-    """
-    import torch.nn as nn
-
-    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
-    if not embeddings:
-        return None
-    vocab_embedding = max(embeddings, key=lambda m: m.num_embeddings)
-    blocks: list[Any] = []
-    for module in model.modules():
-        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) > len(blocks):
-            kinds = {type(child) for child in module}
-            if len(kinds) == 1 and _has_attention(module[0]):
-                blocks = list(module)
-    if not blocks:
-        return None
-    heads = None
-    for module in blocks[0].modules():
-        if isinstance(module, nn.MultiheadAttention):
-            heads = module.num_heads
-            break
-        for name in HEAD_ATTRIBUTES:
-            value = getattr(module, name, None)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                heads = value
-                break
-        if heads:
-            break
-    return {"layers": len(blocks), "hidden": vocab_embedding.embedding_dim, "heads": heads,
-            "vocab": vocab_embedding.num_embeddings, "block": type(blocks[0]).__name__}
-
-
-def _has_attention(block: Any) -> bool:
-    import torch.nn as nn
-
-    for name, module in block.named_modules():
-        if isinstance(module, nn.MultiheadAttention) or "attn" in name.lower() or "attention" in name.lower():
-            return True
-        if "attn" in type(module).__name__.lower() or "attention" in type(module).__name__.lower():
-            return True
-    return False
-
-
-def _matmul_parameters(model: Any) -> int:
-    """Weights that take part in a matmul per token: every nn.Linear, plus a tied output embedding."""
-    import torch.nn as nn
-
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    total = sum(m.weight.numel() for m in linears)
-    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
-    if embeddings:
-        vocab = max(embeddings, key=lambda m: m.num_embeddings)
-        if not any(m.out_features == vocab.num_embeddings for m in linears):
-            total += vocab.weight.numel()  # logits through the tied embedding
-    return total
+    return str(path[0]) + "".join(f"[{key!r}]" for key in path[1:])
 
 
 def _peak_memory(device: str) -> dict[str, Any]:

@@ -6,6 +6,13 @@ Forward is timed with global module hooks until the first step ends, which
 finds the outermost modules (the model, a loss module); then the global hooks
 are removed and only those modules keep hooks, so a deep model pays nothing
 per submodule.
+
+Once the profile is complete and the job runs on (``--run-to-completion``),
+everything is taken off again (:class:`Attachments`): hooks removed, patched
+functions restored, and any wrapper the job still holds a reference to passes
+straight through, so the rest of the run goes at its bare speed. Only
+``torch.save``/``torch.load`` keep counting, so a checkpoint written later in
+the run is still seen (its cost dwarfs a clock read).
 """
 
 from __future__ import annotations
@@ -16,9 +23,16 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
+import warnings
 from typing import Any, Callable
 
-from ai_ready.profile.agent import COLLECTIVES, Recorder, _file_size, _tensor_bytes
+from ai_ready.profile import agent
+from ai_ready.profile.agent import COLLECTIVES, Recorder, _file_size
+from ai_ready.profile.work import tensor_bytes
+
+#: torch warns about global module hooks when a module is compiled; ours are global only during the first
+#: step and are not the job's, so the job's output should not carry that warning.
+COMPILE_HOOK_WARNING = r"Using `torch.compile\(module\)` when there are global hooks"
 
 
 def _safe(action: Callable[[], Any]) -> Any:
@@ -31,29 +45,79 @@ def _safe(action: Callable[[], Any]) -> Any:
         return None
 
 
-def install(torch: Any, rec: Recorder) -> None:
-    """Attach the recorder to an imported torch."""
-    _optimizer_hooks(torch, rec)
-    _module_hooks(torch, rec)
-    _backward(torch, rec)
-    _dataloader(torch, rec)
-    _checkpoint_io(torch, rec)
-    _features(torch, rec)
-    _sync(torch, rec)
-    _collectives(torch, rec)
+class Attachments:
+    """Everything the recorder attached to torch, so that all of it can be taken off at once."""
+
+    def __init__(self) -> None:
+        self.detached = False
+        self.handles: list[Any] = []
+        self.patches: list[tuple[Any, str, Any]] = []
+        self.kept: set[tuple[int, str]] = set()
+
+    def patch(self, owner: Any, name: str, wrapper: Any, keep: bool = False) -> None:
+        """Replace ``owner.name`` with ``wrapper``; ``keep``: leave it in place after the profile."""
+        self.patches.append((owner, name, getattr(owner, name)))
+        if keep:
+            self.kept.add((id(owner), name))
+        setattr(owner, name, wrapper)
+
+    def handle(self, handle: Any) -> Any:
+        self.handles.append(handle)
+        return handle
+
+    def detach(self) -> None:
+        """Remove every hook and restore every patched function except the kept ones."""
+        self.detached = True
+        for handle in self.handles:
+            _safe(handle.remove)
+        self.handles.clear()
+        for owner, name, original in reversed(self.patches):
+            if (id(owner), name) not in self.kept:
+                _safe(lambda: setattr(owner, name, original))
 
 
-def _optimizer_hooks(torch: Any, rec: Recorder) -> None:
+def install(torch: Any, rec: Recorder) -> Attachments:
+    """Attach the recorder to an imported torch; the recorder takes it off after a complete profile."""
+    at = Attachments()
+    warnings.filterwarnings("ignore", message=COMPILE_HOOK_WARNING)
+    for attach in (_optimizer_hooks, _module_hooks, _backward, _dataloader, _checkpoint_io, _features, _sync,
+                   _collectives):
+        _safe(lambda: attach(torch, rec, at))
+    rec.detach = at.detach
+    return at
+
+
+def _optimizer_hooks(torch: Any, rec: Recorder, at: Attachments) -> None:
     from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-    register_optimizer_step_pre_hook(lambda opt, args, kwargs: _safe(lambda: rec.optimizer_pre(opt)))
+    def pre(opt: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # args are step()'s own: (optimizer, closure?, ...)
+        closure = kwargs.get("closure") if "closure" in kwargs else (args[1] if len(args) > 1 else None)
+        if not callable(closure):
+            _safe(lambda: rec.optimizer_pre(opt))
+            return None
+        _safe(lambda: rec.optimizer_pre(opt, closure=True))
+
+        @functools.wraps(closure)
+        def timed_closure(*c_args: Any, **c_kwargs: Any) -> Any:
+            try:
+                return closure(*c_args, **c_kwargs)
+            finally:
+                _safe(rec.closure_done)
+
+        if "closure" in kwargs:
+            return args, dict(kwargs, closure=timed_closure)
+        return (args[0], timed_closure, *args[2:]), kwargs
+
+    at.handle(register_optimizer_step_pre_hook(pre))
     # the post hook may raise SystemExit to stop the job cleanly once the profile is complete
-    register_optimizer_step_post_hook(lambda opt, args, kwargs: _safe(lambda: rec.optimizer_post(opt)))
+    at.handle(register_optimizer_step_post_hook(lambda opt, args, kwargs: _safe(lambda: rec.optimizer_post(opt))))
 
 
-def _module_hooks(torch: Any, rec: Recorder) -> None:
+def _module_hooks(torch: Any, rec: Recorder, at: Attachments) -> None:
     from torch.nn.modules import module as module_mod
 
+    embedding = torch.nn.Embedding
     state: dict[str, Any] = {"started": [], "global": [], "local": False}
 
     def pre(module: Any, args: tuple[Any, ...]) -> None:
@@ -62,13 +126,17 @@ def _module_hooks(torch: Any, rec: Recorder) -> None:
             state["started"].append(rec.enter("forward"))
         elif rec.module_depth == 0:
             state["started"].append(False)
+        elif not state["local"] and isinstance(module, embedding) and not _compiling(torch):
+            _safe(lambda: rec.embedding_fed(module, args))
         rec.module_depth += 1
 
-    def post(module: Any, args: tuple[Any, ...], output: Any) -> None:
+    def post(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         rec.module_depth = max(rec.module_depth - 1, 0)
         if rec.module_depth == 0:
-            if state["started"]:
-                rec.exit("forward", state["started"].pop())
+            started = state["started"].pop() if state["started"] else False
+            if started:
+                rec.exit("forward", started)
+                _safe(lambda: rec.root_forward_end(module, args, kwargs, torch.is_grad_enabled()))
             # only between outermost calls: inside one, the outer module's own post hook is still to come
             if not state["local"] and rec.done_steps:
                 _localise()
@@ -79,18 +147,29 @@ def _module_hooks(torch: Any, rec: Recorder) -> None:
         for handle in state["global"]:
             handle.remove()
         for module in list(rec.roots.values()):
-            module.register_forward_pre_hook(pre)
-            module.register_forward_hook(post, always_call=True)
+            at.handle(module.register_forward_pre_hook(pre))
+            at.handle(module.register_forward_hook(post, with_kwargs=True, always_call=True))
 
-    state["global"] = [module_mod.register_module_forward_pre_hook(pre),
-                       module_mod.register_module_forward_hook(post, always_call=True)]
+    state["global"] = [at.handle(module_mod.register_module_forward_pre_hook(pre)),
+                       at.handle(module_mod.register_module_forward_hook(post, with_kwargs=True, always_call=True))]
 
 
-def _backward(torch: Any, rec: Recorder) -> None:
+def _compiling(torch: Any) -> bool:
+    """True while dynamo traces (tensors are fake then: nothing to remember of them)."""
+    compiler = getattr(torch, "compiler", None)
+    check = getattr(compiler, "is_compiling", None)
+    return bool(check()) if check is not None else False
+
+
+def _backward(torch: Any, rec: Recorder, at: Attachments) -> None:
+    """Backward timing; also the recorder's safe point: no hook list is being iterated when it starts."""
     original = torch.autograd.backward
 
     @functools.wraps(original)
     def backward(*args: Any, **kwargs: Any) -> Any:
+        rec.safe_point()
+        if at.detached:
+            return original(*args, **kwargs)
         started = rec.enter("backward")
         try:
             return original(*args, **kwargs)
@@ -99,11 +178,14 @@ def _backward(torch: Any, rec: Recorder) -> None:
             if started:
                 _safe(rec.backward_done)
 
-    torch.autograd.backward = backward
+    at.patch(torch.autograd, "backward", backward)
     tensor_backward = torch.Tensor.backward
 
     @functools.wraps(tensor_backward)
     def tensor_method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec.safe_point()
+        if at.detached:
+            return tensor_backward(self, *args, **kwargs)
         started = rec.enter("backward")
         try:
             return tensor_backward(self, *args, **kwargs)
@@ -112,16 +194,19 @@ def _backward(torch: Any, rec: Recorder) -> None:
             if started:
                 _safe(rec.backward_done)
 
-    torch.Tensor.backward = tensor_method
+    at.patch(torch.Tensor, "backward", tensor_method)
 
 
-def _dataloader(torch: Any, rec: Recorder) -> None:
+def _dataloader(torch: Any, rec: Recorder, at: Attachments) -> None:
     from torch.utils.data import dataloader as dl
 
     original_next = dl._BaseDataLoaderIter.__next__
 
     @functools.wraps(original_next)
     def next_batch(self: Any) -> Any:
+        rec.safe_point()
+        if at.detached:
+            return original_next(self)
         started = rec.enter("data")
         try:
             batch = original_next(self)
@@ -130,21 +215,22 @@ def _dataloader(torch: Any, rec: Recorder) -> None:
         _safe(lambda: rec.batch(batch))
         return batch
 
-    dl._BaseDataLoaderIter.__next__ = next_batch
+    at.patch(dl._BaseDataLoaderIter, "__next__", next_batch)
     original_iter = dl.DataLoader.__iter__
 
     @functools.wraps(original_iter)
     def iterate(self: Any) -> Any:
-        if rec.features["dataloader"] is None:
+        if rec.features["dataloader"] is None and not at.detached:
             rec.features["dataloader"] = {"workers": self.num_workers, "pin_memory": bool(self.pin_memory),
                                           "batch_size": self.batch_size,
                                           "persistent_workers": bool(getattr(self, "persistent_workers", False))}
         return original_iter(self)
 
-    dl.DataLoader.__iter__ = iterate
+    at.patch(dl.DataLoader, "__iter__", iterate)
 
 
-def _checkpoint_io(torch: Any, rec: Recorder) -> None:
+def _checkpoint_io(torch: Any, rec: Recorder, at: Attachments) -> None:
+    """Kept after the profile: a checkpoint written late in the run still counts."""
     save, load = torch.save, torch.load
 
     @functools.wraps(save)
@@ -171,7 +257,8 @@ def _checkpoint_io(torch: Any, rec: Recorder) -> None:
             rec.exit("checkpoint", started)
             _safe(lambda: rec.checkpoint("load", size, seconds))
 
-    torch.save, torch.load = timed_save, timed_load
+    at.patch(torch, "save", timed_save, keep=True)
+    at.patch(torch, "load", timed_load, keep=True)
 
 
 def _position(f: Any) -> int | None:
@@ -188,22 +275,16 @@ def _written(f: Any, position: int | None) -> int:
     return end - position if end is not None and position is not None else 0
 
 
-def _features(torch: Any, rec: Recorder) -> None:
+def _features(torch: Any, rec: Recorder, at: Attachments) -> None:
     enter = torch.autocast.__enter__
 
     def autocast_enter(self: Any) -> Any:
-        if getattr(self, "_enabled", True):
+        if getattr(self, "_enabled", True) and not at.detached:
             rec.features["autocast"].append(f"{self.device}:{str(self.fast_dtype).removeprefix('torch.')}")
         return enter(self)
 
-    torch.autocast.__enter__ = autocast_enter
-    scaler_init = torch.amp.GradScaler.__init__
-
-    def scaler(self: Any, *args: Any, **kwargs: Any) -> None:
-        rec.features["grad_scaler"] = True
-        scaler_init(self, *args, **kwargs)
-
-    torch.amp.GradScaler.__init__ = scaler
+    at.patch(torch.autocast, "__enter__", autocast_enter)
+    _grad_scaler(torch, rec, at)
     compile_fn = torch.compile
 
     @functools.wraps(compile_fn)
@@ -211,7 +292,15 @@ def _features(torch: Any, rec: Recorder) -> None:
         rec.features["compile"] = True
         return compile_fn(*args, **kwargs)
 
-    torch.compile = compiled
+    at.patch(torch, "compile", compiled)
+    module_compile = torch.nn.Module.compile
+
+    @functools.wraps(module_compile)
+    def module_compiled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec.features["compile"] = True
+        return module_compile(self, *args, **kwargs)
+
+    at.patch(torch.nn.Module, "compile", module_compiled)
     import torch.utils.checkpoint as ckpt
 
     for name in ("checkpoint", "checkpoint_sequential"):
@@ -221,30 +310,59 @@ def _features(torch: Any, rec: Recorder) -> None:
             rec.features["activation_checkpointing"] = True
             return _original(*args, **kwargs)
 
-        setattr(ckpt, name, functools.wraps(original)(wrapper))
+        at.patch(ckpt, name, functools.wraps(original)(wrapper))
 
 
-def _sync(torch: Any, rec: Recorder) -> None:
+def _grad_scaler(torch: Any, rec: Recorder, at: Attachments) -> None:
+    """GradScaler in use, and the steps it skips (inf/NaN gradients): each still ends an iteration."""
+    scaler_cls = torch.amp.GradScaler
+    scaler_init = scaler_cls.__init__
+
+    @functools.wraps(scaler_init)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        scaler_init(self, *args, **kwargs)
+        if getattr(self, "_enabled", True):
+            rec.features["grad_scaler"] = True
+
+    at.patch(scaler_cls, "__init__", init)
+    scaler_step = scaler_cls.step
+
+    @functools.wraps(scaler_step)
+    def step(self: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+        if at.detached:
+            return scaler_step(self, optimizer, *args, **kwargs)
+        before = rec.optimizer_steps
+        result = scaler_step(self, optimizer, *args, **kwargs)
+        if rec.optimizer_steps == before and getattr(self, "_enabled", True):
+            _safe(lambda: rec.step_skipped(optimizer))
+        return result
+
+    at.patch(scaler_cls, "step", step)
+
+
+def _sync(torch: Any, rec: Recorder, at: Attachments) -> None:
     synchronize = torch.cuda.synchronize
 
     @functools.wraps(synchronize)
     def timed_synchronize(*args: Any, **kwargs: Any) -> Any:
+        if at.detached:
+            return synchronize(*args, **kwargs)
         with rec.phase("sync"):
             return synchronize(*args, **kwargs)
 
-    torch.cuda.synchronize = timed_synchronize
+    at.patch(torch.cuda, "synchronize", timed_synchronize)
     item = torch.Tensor.item
 
     def timed_item(self: Any) -> Any:
-        if not self.is_cuda:
+        if at.detached or not self.is_cuda:
             return item(self)
         with rec.phase("sync"):
             return item(self)
 
-    torch.Tensor.item = timed_item
+    at.patch(torch.Tensor, "item", timed_item)
 
 
-def _collectives(torch: Any, rec: Recorder) -> None:
+def _collectives(torch: Any, rec: Recorder, at: Attachments) -> None:
     """torch.distributed calls (FSDP2 issues its own through them) and DDP's buckets through a comm hook."""
     import torch.distributed as dist
 
@@ -256,6 +374,8 @@ def _collectives(torch: Any, rec: Recorder) -> None:
             continue
 
         def wrapper(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            if at.detached:
+                return _original(*args, **kwargs)
             started = rec.enter("comm")
             t0 = rec.clock()
             try:
@@ -263,19 +383,22 @@ def _collectives(torch: Any, rec: Recorder) -> None:
             finally:
                 seconds = rec.clock() - t0
                 rec.exit("comm", started)
-                _safe(lambda: rec.collective(_name, _tensor_bytes(args, kwargs), seconds))
+                _safe(lambda: rec.collective(_name, tensor_bytes(args, kwargs), seconds))
 
-        setattr(dist, name, functools.wraps(original)(wrapper))
-    _ddp_comm_hook(torch, rec)
+        at.patch(dist, name, functools.wraps(original)(wrapper))
+    _ddp_comm_hook(torch, rec, at)
 
 
-def _ddp_comm_hook(torch: Any, rec: Recorder) -> None:
+def _ddp_comm_hook(torch: Any, rec: Recorder, at: Attachments) -> None:
     """Time DDP's gradient all-reduce per bucket: registered at the first forward unless the job registers
-    its own hook, which is then wrapped instead (DDP accepts only one)."""
+    its own hook, which is then wrapped instead (DDP accepts only one). DDP cannot drop a hook, so after the
+    profile the wrapper calls the hook directly."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     def timing(hook: Any) -> Any:
         def timed(state, bucket):  # type: ignore[no-untyped-def]  # DDP rejects annotations other than its own
+            if at.detached:
+                return hook(state, bucket)
             t0 = rec.clock()
             rec.ddp_last_bucket = t0
             nbytes = bucket.buffer().numel() * bucket.buffer().element_size()
@@ -295,25 +418,25 @@ def _ddp_comm_hook(torch: Any, rec: Recorder) -> None:
         self._ai_ready_hooked = True
         return register(self, state, timing(hook))
 
-    DDP.register_comm_hook = user_register
+    at.patch(DDP, "register_comm_hook", user_register)
     builtin = DDP._register_builtin_comm_hook
 
     def user_builtin(self: Any, comm_hook_type: Any) -> Any:
         self._ai_ready_hooked = True  # a built-in (C++) hook cannot be wrapped: DDP's buckets go untimed
         return builtin(self, comm_hook_type)
 
-    DDP._register_builtin_comm_hook = user_builtin
+    at.patch(DDP, "_register_builtin_comm_hook", user_builtin)
     forward = DDP.forward
 
     def first_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not getattr(self, "_ai_ready_hooked", False):
+        if not getattr(self, "_ai_ready_hooked", False) and not at.detached:
             self._ai_ready_hooked = True
             from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
             _safe(lambda: register(self, self.process_group, timing(allreduce_hook)))
         return forward(self, *args, **kwargs)
 
-    DDP.forward = first_forward
+    at.patch(DDP, "forward", first_forward)
 
 
 class _TorchImportHook(importlib.abc.MetaPathFinder):
@@ -348,3 +471,12 @@ def arm(rec: Recorder) -> None:
         _safe(lambda: install(sys.modules["torch"], rec))
     else:
         sys.meta_path.insert(0, _TorchImportHook(rec))
+
+
+def start_from_env() -> Recorder | None:
+    """Called by the bootstrap at interpreter start-up: record when `ai-ready profile` asked for it."""
+    fresh = agent.active() is None
+    rec = agent.recorder_from_env()
+    if rec is not None and fresh:
+        arm(rec)
+    return rec

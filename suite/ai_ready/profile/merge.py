@@ -41,6 +41,20 @@ def precision_of(rank: dict[str, Any]) -> str:
     return {"bfloat16": "bf16", "float16": "fp16"}.get(main, "fp32")
 
 
+#: Where a step's work is read, in order of trust: (item, key of the raw step, source named in the profile).
+#: What entered the model counts micro-batches without a DataLoader and reads keyword batches.
+WORK_SOURCES = (("tokens", "model_tokens", "model inputs"), ("tokens", "tokens", "DataLoader batches"),
+                ("samples", "model_samples", "model inputs"), ("samples", "samples", "DataLoader batches"))
+
+
+def work_source(steps: list[dict[str, Any]]) -> tuple[str, str, str] | None:
+    """(item, raw key, source) of the first source that counted every one of these steps, or None."""
+    for item, key, source in WORK_SOURCES:
+        if steps and all(s.get(key) for s in steps):
+            return item, key, source
+    return None
+
+
 def timed_steps(rank: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(rank.get("timed_steps") or [])
     return [s for s in rank.get("steps", []) if s.get("index") in wanted]
@@ -83,12 +97,13 @@ def rank_records(rank: dict[str, Any], case: str, ceiling: dict[str, Any] | None
         share = statistics.fmean(values) / mean_total if mean_total > 0 else 0.0
         records.append(Record.from_samples(values, warn_noise=False, params=dict(base, phase=phase,
                                            share_of_step=share), metric="phase_time", unit="s", **fields))
-    tokens = [s.get("tokens", 0) for s in steps]
-    samples = [s.get("samples", 0) for s in steps]
-    item, counts = ("tokens", tokens) if all(tokens) else ("samples", samples)
-    if all(counts):
+    found = work_source(steps)
+    if found is not None:
+        item, key, source = found
+        counts = [s[key] for s in steps]
         records.append(Record.from_samples([c / t for c, t in zip(counts, totals)], warn_noise=False,
-                                           params=dict(base, item=item, per_step=statistics.median(counts)),
+                                           params=dict(base, item=item, per_step=statistics.median(counts),
+                                                       source=source),
                                            metric="throughput", unit=f"{item}/s", **fields))
     exposed = [s.get("exposed_comm", 0.0) for s in steps]
     if any(exposed):
@@ -113,7 +128,8 @@ def _flops_records(rank: dict[str, Any], steps: list[dict[str, Any]], totals: li
                    fields: dict[str, Any], ceiling: dict[str, Any] | None) -> list[Record]:
     flops = rank.get("flops") or {}
     counted = flops.get("counted")
-    tokens = statistics.median([s.get("tokens", 0) for s in steps]) if steps else 0
+    found = work_source(steps)
+    tokens = statistics.median(s[found[1]] for s in steps) if found and found[0] == "tokens" else 0
     analytic = analytic_flops(rank, tokens)
     per_step = counted if counted else analytic
     if not per_step:
@@ -126,7 +142,9 @@ def _flops_records(rank: dict[str, Any], steps: list[dict[str, Any]], totals: li
         check = {"passed": abs(ratio - 1) <= FLOPS_AGREEMENT, "metric": "analytic / FlopCounterMode",
                  "value": ratio, "tolerance": FLOPS_AGREEMENT,
                  "reference": "6 × matmul parameters × tokens + attention (Narayanan et al. 2021)"}
-    source = "FlopCounterMode on one step" if counted else "analytic (recognised transformer)"
+    method = flops.get("method") or "FlopCounterMode"
+    source = ("FlopCounterMode on one step" if method == "FlopCounterMode" else method) if counted else \
+        "analytic (recognised transformer)"
     params = dict(base, flop_counter=counted, analytic=analytic, source=source, counted_step=flops.get("step"))
     warnings = [] if check is None or check["passed"] else [
         f"analytic FLOPs differ from FlopCounterMode's by {abs(check['value'] - 1):.0%}: the model is not the "
@@ -154,16 +172,16 @@ def aggregate_record(ranks: list[dict[str, Any]], case: str) -> Record | None:
     if len(per_rank) < 2:
         return None
     n = min(len(s) for _, s in per_rank)
-    use_tokens = all(step.get("tokens") for _, s in per_rank for step in s[:n])
-    key = "tokens" if use_tokens else "samples"
-    if not all(step.get(key) for _, s in per_rank for step in s[:n]):
+    found = work_source([step for _, s in per_rank for step in s[:n]])
+    if found is None:
         return None
+    item, key, _ = found
     samples = [sum(s[i][key] for _, s in per_rank) / max(s[i]["total_s"] for _, s in per_rank) for i in range(n)]
     medians = {int(r.get("rank", 0)): statistics.median(step["total_s"] for step in s) for r, s in per_rank}
     slowest = max(medians, key=medians.__getitem__)
     fastest = min(medians.values())
     return Record.from_samples(samples, benchmark=BENCHMARK, case=f"{case}-aggregate", metric="throughput",
-                               unit=f"{key}/s", params={"aggregate": True, "ranks": len(per_rank), "item": key,
+                               unit=f"{item}/s", params={"aggregate": True, "ranks": len(per_rank), "item": item,
                                                         "slowest_rank": slowest,
                                                         "rank_spread_pct": 100.0 * (medians[slowest] - fastest) / fastest
                                                         if fastest > 0 else None,

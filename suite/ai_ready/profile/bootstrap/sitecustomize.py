@@ -12,9 +12,9 @@ def _arm() -> None:
     if not os.environ.get("AI_READY_PROFILE_DIR"):
         return
     try:
-        from ai_ready.profile import agent
+        from ai_ready.profile import hooks
 
-        agent.start_from_env()
+        hooks.start_from_env()
     except Exception as exc:  # never break the user's job
         sys.stderr.write(f"ai-ready: profiling disabled in this process: {exc!r}\n")
 
