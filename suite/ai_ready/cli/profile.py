@@ -141,7 +141,10 @@ def _summarise_extrapolation(document: ResultDocument) -> None:
         return
     profile = document.meta.get("profile")
     result = profile.get("extrapolation") if isinstance(profile, dict) else None
-    if not isinstance(result, dict) or result.get("error"):
+    if not isinstance(result, dict):
+        return
+    if result.get("error"):
+        click.echo(f"at scale: not extrapolated: {result['error']}")
         return
     from ai_ready.report.sections.extrapolation import layout_text
 

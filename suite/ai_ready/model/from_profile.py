@@ -78,12 +78,10 @@ def workload_from_profile(document: Any, catalog: Catalog) -> ProfileWorkload:
     notes: list[str] = []
     name = str(profile.get("job", {}).get("name", "job"))
     step = _record(records, "step_time")
-    throughput = _record(records, "throughput")
-    if step is None or throughput is None:
-        raise InputError("the profile has no step_time or throughput record: the job finished no timed step, "
-                         "so there is nothing to extrapolate")
-    per_step = float(_params(throughput).get("per_step", 0.0))
-    item = str(_params(throughput).get("item", "samples"))
+    if step is None:
+        raise InputError(f"the profile has no step_time record: the job finished no timed step (profile status "
+                         f"{profile.get('status')!r}), so there is nothing to extrapolate")
+    per_step, item = _work_per_step(_record(records, "throughput"), target, notes)
     precision = target.get("precision") or "bf16"
     if not target.get("precision"):
         notes.append(f"precision: assumption: {PRECISION_ASSUMPTION}")
@@ -96,14 +94,12 @@ def workload_from_profile(document: Any, catalog: Catalog) -> ProfileWorkload:
         sizes = {k: v for k, v in target_model.items() if k != "kind"}
         model = TransformerModel(**sizes).validate()
         source = "target.model of ai-ready.yaml"
-    elif measured and seq_len and all(measured.get(k) for k in ("layers", "hidden", "heads", "vocab")):
-        model = TransformerModel(layers=int(measured["layers"]), hidden=int(measured["hidden"]),
-                                 heads=int(measured["heads"]), vocab=int(measured["vocab"]),
-                                 seq_len=int(seq_len)).validate()
+    elif profiled_model(measured, seq_len) is not None:
+        model = profiled_model(measured, seq_len)
         source = "the profiled model (no transformer target.model in ai-ready.yaml)"
     else:
         model = None
-        source = "measured totals of the profiled job (not a transformer the profile recognised)"
+        source = ("measured totals of the profiled job (" + _unrecognised(measured, seq_len) + ")")
     if model is not None:
         batch = target.get("global_batch")
         if batch is None:
@@ -143,8 +139,9 @@ def _calibrate(profile: dict[str, Any], records: list[Any], catalog: Catalog, wo
         return Calibration(note="not calibrated: the profiled model is not a transformer the model can rebuild")
     step = _record(records, "step_time")
     world = int(rank.get("world_size", 1) or 1)
-    model = TransformerModel(layers=int(measured["layers"]), hidden=int(measured["hidden"]),
-                             heads=int(measured["heads"]), vocab=int(measured["vocab"]), seq_len=int(seq_len))
+    model = profiled_model(measured, seq_len)
+    if model is None:
+        return Calibration(note="not calibrated: " + _unrecognised(measured, seq_len))
     batch = max(world, int(round(per_step / seq_len)) * world)
     precision = "bf16" if rank.get("features", {}).get("autocast") else "fp32"
     node = _node_system(accelerator, world)
@@ -157,6 +154,57 @@ def _calibrate(profile: dict[str, Any], records: list[Any], catalog: Catalog, wo
         return Calibration(note=f"not calibrated: the profiled step could not be modelled ({exc})")
     return Calibration.from_measurement(_value(step), modelled.step_time_s,
                                         f"{world} × {accelerator.model} running the profiled model")
+
+
+#: The sizes a profiled transformer must show before the model can rebuild it.
+PROFILED_SIZES = ("layers", "hidden", "heads", "vocab")
+
+
+def profiled_model(measured: dict[str, Any] | None, seq_len: int | None) -> TransformerModel | None:
+    """The profiled transformer as the performance model describes it (grouped-query attention, SwiGLU and
+    experts where the profile found them), or None when a size is missing or the shape is not one it knows."""
+    if not (measured and seq_len and all(measured.get(k) for k in PROFILED_SIZES)):
+        return None
+    base = {k: int(measured[k]) for k in PROFILED_SIZES} | {"seq_len": int(seq_len)}
+    extra: dict[str, Any] = {}
+    if measured.get("kv_heads"):
+        extra["kv_heads"] = int(measured["kv_heads"])
+    if measured.get("ffn") in ("gelu", "swiglu"):
+        extra["ffn"] = measured["ffn"]
+    if measured.get("ffn_hidden"):
+        extra["ffn_hidden"] = int(measured["ffn_hidden"])
+    if measured.get("experts") and measured.get("top_k"):
+        extra |= {"experts": int(measured["experts"]), "top_k": int(measured["top_k"])}
+    for sizes in (base | extra, base):  # a detail the model cannot take must not cost the whole shape
+        try:
+            return TransformerModel(**sizes).validate()
+        except (InputError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _unrecognised(measured: dict[str, Any] | None, seq_len: int | None) -> str:
+    """Why the profiled model cannot be rebuilt as a transformer, in words."""
+    if not measured:
+        return "not a transformer the profile recognised: no token embedding or no repeated attention blocks"
+    missing = [k for k in PROFILED_SIZES if not measured.get(k)] + ([] if seq_len else ["sequence length"])
+    if missing:
+        return (f"the profiled transformer's {', '.join(missing)} could not be read; give target.model in "
+                "ai-ready.yaml")
+    return "the profiled transformer's shape is not one the performance model can rebuild"
+
+
+def _work_per_step(throughput: Any, target: dict[str, Any], notes: list[str]) -> tuple[float, str]:
+    """(items per step, item) measured by the profile, else ``target.tokens_per_step`` from ai-ready.yaml."""
+    if throughput is not None:
+        params = _params(throughput)
+        return float(params.get("per_step", 0.0)), str(params.get("item", "samples"))
+    given = target.get("tokens_per_step")
+    if given:
+        notes.append("tokens per step: target.tokens_per_step of ai-ready.yaml (the profile could not count them)")
+        return float(given), "tokens"
+    raise InputError("tokens per step unknown: no tokens or samples were seen entering the model's forward or "
+                     "coming from a DataLoader; pass target.tokens_per_step in ai-ready.yaml")
 
 
 def _node_system(accelerator: Any, gpus: int) -> System:

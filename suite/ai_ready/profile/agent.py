@@ -40,6 +40,7 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -219,8 +220,12 @@ class Recorder:
         if self.flop_counter is not None:
             self._stop_flop_count()
         last = self.warmup + self.steps + (TRACE_STEPS if self.trace else 0) - 1
-        if self.profiler is not None and index == last:
-            self._stop_trace()
+        if self.profiler is not None:
+            if index == last:
+                self._stop_trace()
+            else:  # ProfilerStep#N spans: HolisticTraceAnalysis and TensorBoard read steps from them
+                profiler = self.profiler
+                _quiet(profiler.step)
         if index >= last:
             self.status = "complete"
             self.save()
@@ -512,8 +517,12 @@ class Recorder:
             activities = [torch.profiler.ProfilerActivity.CPU]
             if torch.cuda.is_available() and torch.cuda.is_initialized():
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
-            self.profiler = torch.profiler.profile(activities=activities, record_shapes=True)
-            self.profiler.__enter__()
+            with warnings.catch_warnings():  # "won't be using warmup": the trace follows the timed steps
+                warnings.simplefilter("ignore")
+                # a schedule makes the profiler mark ProfilerStep#N spans, where trace tools find the steps
+                window = torch.profiler.schedule(wait=0, warmup=0, active=TRACE_STEPS, repeat=1)
+                self.profiler = torch.profiler.profile(activities=activities, record_shapes=True, schedule=window)
+                self.profiler.__enter__()
         except Exception as exc:
             self.profiler = None
             self.marks.append({"name": f"trace not taken: {exc}", "step": len(self.done_steps), "t_s": 0.0})

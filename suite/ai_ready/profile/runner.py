@@ -31,6 +31,7 @@ POLL_S = 0.25
 GRACE_S = 30.0
 #: Between SIGTERM and SIGKILL when stopping the job.
 TERM_WAIT_S = 5.0
+TEARDOWN_CUPTI = "TEARDOWN_CUPTI"
 
 
 @dataclass
@@ -64,6 +65,11 @@ def job_environment(spec: JobSpec, rank_dir: Path, stop: bool, base: dict[str, s
     env[agent.ENV_STOP] = "1" if stop else "0"
     env[agent.ENV_TRACE] = "1" if spec.profile.trace else "0"
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if spec.profile.trace:
+        # Kineto leaves CUPTI subscribed after a trace unless told to tear it down, and every later kernel
+        # launch pays for it (pytorch/pytorch#144455: 10-20% slower, 45% seen on an H200): the job must run on
+        # at its bare speed. torch.compile's CUDA graphs set it back to 0 themselves, where teardown crashes.
+        env.setdefault(TEARDOWN_CUPTI, "1")
     return env
 
 
