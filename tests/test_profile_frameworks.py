@@ -127,3 +127,9 @@ def test_fsdp2_compile_job_under_torchrun(tmp_path: Path) -> None:
     assert sorted(r["rank"] for r in meta["ranks"]) == [0, 1]
     failures = framework_failures(proc, out, vocab=256, layers=2, hidden=64)
     assert not failures, "\n".join(failures)
+    rank0 = next(r for r in meta["ranks"] if r["rank"] == 0)
+    assert rank0["features"]["fsdp"] and rank0["features"]["compile"]
+    shape = rank0["model"]["transformer"]
+    assert (shape["heads"], shape["kv_heads"], shape["ffn"]) == (4, 2, "swiglu")  # grouped-query, gated MLP
+    saves = rank0["checkpoint_io"]["save"]  # dcp.save, each counted once (not its inner writes)
+    assert 1 <= saves["count"] <= 3 and saves["bytes"] > 0

@@ -235,6 +235,8 @@ def _checkpoint_io(torch: Any, rec: Recorder, at: Attachments) -> None:
 
     @functools.wraps(save)
     def timed_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
+        if rec.active_phase == "checkpoint":  # inside a checkpoint already counted (dcp.save's own writes)
+            return save(obj, f, *args, **kwargs)
         started = rec.enter("checkpoint")
         t0 = rec.clock()
         position = _position(f)
@@ -247,6 +249,8 @@ def _checkpoint_io(torch: Any, rec: Recorder, at: Attachments) -> None:
 
     @functools.wraps(load)
     def timed_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        if rec.active_phase == "checkpoint":
+            return load(f, *args, **kwargs)
         started = rec.enter("checkpoint")
         t0 = rec.clock()
         size = _file_size(f)
@@ -259,6 +263,42 @@ def _checkpoint_io(torch: Any, rec: Recorder, at: Attachments) -> None:
 
     at.patch(torch, "save", timed_save, keep=True)
     at.patch(torch, "load", timed_load, keep=True)
+    # torch.distributed.checkpoint (FSDP2, torchtitan) costs half a second to import: hooked when the job
+    # imports it, never imported for it
+    _after_import("torch.distributed.checkpoint", lambda dcp: _distributed_checkpoint(dcp, rec, at))
+
+
+def _distributed_checkpoint(dcp: Any, rec: Recorder, at: Attachments) -> None:
+    """``dcp.save``/``dcp.async_save``/``dcp.load``: calls and seconds; bytes on rank 0 as the size of the whole
+    checkpoint folder (every rank writes its shard at once, so that over rank 0's seconds is the aggregate)."""
+    for name, kind in (("save", "save"), ("async_save", "save"), ("load", "load")):
+        original = getattr(dcp, name, None)
+        if original is None:
+            continue
+
+        def wrapper(*args: Any, _original: Any = original, _kind: str = kind, **kwargs: Any) -> Any:
+            if rec.active_phase == "checkpoint":
+                return _original(*args, **kwargs)
+            started = rec.enter("checkpoint")
+            t0 = rec.clock()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                seconds = rec.clock() - t0
+                rec.exit("checkpoint", started)
+                folder = kwargs.get("checkpoint_id")
+                nbytes = _folder_size(folder) if rec.rank == 0 and isinstance(folder, (str, os.PathLike)) else 0
+                _safe(lambda: rec.checkpoint(_kind, nbytes, seconds))
+
+        at.patch(dcp, name, functools.wraps(original)(wrapper), keep=True)
+
+
+def _folder_size(folder: Any) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            total += _file_size(os.path.join(root, name))
+    return total
 
 
 def _position(f: Any) -> int | None:
@@ -439,15 +479,16 @@ def _ddp_comm_hook(torch: Any, rec: Recorder, at: Attachments) -> None:
     at.patch(DDP, "forward", first_forward)
 
 
-class _TorchImportHook(importlib.abc.MetaPathFinder):
-    """Installs the hooks right after the job imports torch (nothing is imported before it does)."""
+class _PostImportHook(importlib.abc.MetaPathFinder):
+    """Calls ``then(module)`` right after the job imports ``name`` (nothing is imported before it does)."""
 
-    def __init__(self, rec: Recorder) -> None:
-        self.rec = rec
+    def __init__(self, name: str, then: Callable[[Any], Any]) -> None:
+        self.name = name
+        self.then = then
         self.done = False
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "torch" or self.done:
+        if name != self.name or self.done:
             return None
         self.done = True
         spec = importlib.machinery.PathFinder.find_spec(name, path)
@@ -455,22 +496,27 @@ class _TorchImportHook(importlib.abc.MetaPathFinder):
             return None
         loader = spec.loader
         exec_module = loader.exec_module
-        rec = self.rec
+        then = self.then
 
         def exec_and_hook(module: Any) -> None:
             exec_module(module)
-            _safe(lambda: install(module, rec))
+            _safe(lambda: then(module))
 
         loader.exec_module = exec_and_hook  # type: ignore[method-assign]
         return spec
 
 
+def _after_import(name: str, then: Callable[[Any], Any]) -> None:
+    """``then(module)`` now if ``name`` is imported, else as soon as the job imports it."""
+    if name in sys.modules:
+        _safe(lambda: then(sys.modules[name]))
+    else:
+        sys.meta_path.insert(0, _PostImportHook(name, then))
+
+
 def arm(rec: Recorder) -> None:
     """Hook torch now if it is already imported, else as soon as the job imports it."""
-    if "torch" in sys.modules:
-        _safe(lambda: install(sys.modules["torch"], rec))
-    else:
-        sys.meta_path.insert(0, _TorchImportHook(rec))
+    _after_import("torch", lambda torch: install(torch, rec))
 
 
 def start_from_env() -> Recorder | None:
