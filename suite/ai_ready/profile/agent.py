@@ -294,45 +294,39 @@ class Recorder:
     def optimizer_pre(self, optimizer: Any, closure: bool = False) -> None:
         """Before ``optimizer.step()``. With a closure (Lightning, LBFGS) forward and backward run inside the
         step: the optimizer phase and the end of FLOP counting wait for :meth:`closure_done`."""
-        if closure:
-            return
-        if self.flop_counter is not None:
-            self._stop_flop_count()
-        if self.active_phase is None:
-            self.enter("optimizer")
+        if not closure:
+            self.closure_done()
 
     def closure_done(self) -> None:
-        """The closure passed to ``optimizer.step()`` returned: what follows is the optimizer's own work."""
+        """What follows is the optimizer's own work: the counted step's forward and backward are over."""
         if self.flop_counter is not None:
             self._stop_flop_count()
         if self.active_phase is None:
             self.enter("optimizer")
 
     def optimizer_post(self, optimizer: Any) -> None:
-        if self.active_phase == "optimizer":
-            self._close_phase(self.clock())
-        if self.main_optimizer is None:
-            self.main_optimizer = id(optimizer)
-        if id(optimizer) != self.main_optimizer or self.explicit:
-            return
-        self.optimizer_steps += 1
-        if self.step_source == "cycle":  # a late optimizer: trust it from now on
-            self.step_source = "optimizer"
-        self.end_step("optimizer")
+        if self._iteration_ended(optimizer):
+            self.optimizer_steps += 1
+            self.end_step("optimizer")
 
     def step_skipped(self, optimizer: Any) -> None:
         """GradScaler skipped ``optimizer.step()`` (inf/NaN gradients, common in fp16's first steps): the
         iteration still ends here, or two iterations would be timed as one step."""
+        if self._iteration_ended(optimizer):
+            self.skipped_steps += 1
+            self.end_step("optimizer")
+
+    def _iteration_ended(self, optimizer: Any) -> bool:
+        """Close the optimizer phase; True when ``optimizer`` sets the step rhythm (the first one to step)."""
         if self.active_phase == "optimizer":
             self._close_phase(self.clock())
         if self.main_optimizer is None:
             self.main_optimizer = id(optimizer)
         if id(optimizer) != self.main_optimizer or self.explicit:
-            return
-        self.skipped_steps += 1
-        if self.step_source == "cycle":
+            return False
+        if self.step_source == "cycle":  # a late optimizer: trust it from now on
             self.step_source = "optimizer"
-        self.end_step("optimizer")
+        return True
 
     def backward_done(self) -> None:
         self.backward_total += 1
