@@ -131,6 +131,8 @@ DETACH_CHECK = textwrap.dedent("""
     assert not module_mod._global_forward_pre_hooks and not module_mod._global_forward_hooks
     assert not model._forward_pre_hooks and not model._forward_hooks
     assert not optim_mod._global_optimizer_pre_hooks and not optim_mod._global_optimizer_post_hooks
+    import warnings
+    assert not any("global hooks" in str(f[1]) for f in warnings.filters)  # our warning filter is gone too
     print("DETACHED", len(rec.done_steps))
 """)
 

@@ -53,6 +53,12 @@ class Attachments:
         self.handles: list[Any] = []
         self.patches: list[tuple[Any, str, Any]] = []
         self.kept: set[tuple[int, str]] = set()
+        self.filters: list[Any] = []
+
+    def ignore_warning(self, message: str) -> None:
+        """A warnings filter of ours, taken off with the rest (the job's own warnings stay its own)."""
+        warnings.filterwarnings("ignore", message=message)
+        self.filters.append(warnings.filters[0])
 
     def patch(self, owner: Any, name: str, wrapper: Any, keep: bool = False) -> None:
         """Replace ``owner.name`` with ``wrapper``; ``keep``: leave it in place after the profile."""
@@ -74,12 +80,17 @@ class Attachments:
         for owner, name, original in reversed(self.patches):
             if (id(owner), name) not in self.kept:
                 _safe(lambda: setattr(owner, name, original))
+        for entry in self.filters:
+            if entry in warnings.filters:
+                warnings.filters.remove(entry)
+        self.filters.clear()
+        warnings._filters_mutated()  # type: ignore[attr-defined]  # the caches must see the removal
 
 
 def install(torch: Any, rec: Recorder) -> Attachments:
     """Attach the recorder to an imported torch; the recorder takes it off after a complete profile."""
     at = Attachments()
-    warnings.filterwarnings("ignore", message=COMPILE_HOOK_WARNING)
+    at.ignore_warning(COMPILE_HOOK_WARNING)
     for attach in (_optimizer_hooks, _module_hooks, _backward, _dataloader, _checkpoint_io, _features, _sync,
                    _collectives):
         _safe(lambda: attach(torch, rec, at))
