@@ -77,7 +77,29 @@ def test_a_system_file_is_accepted(tmp_path: Path) -> None:
     assert result["system"] == "my-cluster" and result["gpus_available"] == 512
 
 
+def test_a_given_tp_pp_dp_is_the_layout_and_the_json_says_what_was_searched() -> None:
+    # 8 · 8 · 4 = 256 GPUs on a 24,000-GPU system: no context or expert parallelism is added to use more
+    result = extrapolate(str(GPT3), "--system", "jupiter-booster", "--tp", "8", "--pp", "8", "--dp", "4")
+    p = result["parallelism"]
+    assert (p["tp"], p["pp"], p["dp"], p["cp"], p["ep"]) == (8, 8, 4, 1, 1) and result["gpus"] == 256
+    assert set(result["search"]["given"]) == {"tp", "pp", "dp", "cp", "ep"}
+    assert {"microbatch", "recompute", "zero"} <= set(result["search"]["searched"])
+    # the same with cp given: it is kept
+    result = extrapolate(str(GPT3), "--system", "jupiter-booster", "--tp", "8", "--pp", "8", "--dp", "4",
+                         "--cp", "2")
+    assert result["parallelism"]["cp"] == 2 and result["gpus"] == 512
+
+
+def test_nodes_makes_a_cluster_of_a_catalog_node() -> None:
+    result = extrapolate(str(GPT3), "--system", "dgx-h100", "--nodes", "64", "--tp", "8", "--pp", "8", "--dp", "8")
+    assert result["gpus_available"] == 512 and result["gpus"] == 512
+    assert result["system"] == "dgx-h100×64" and result["accelerator"] == "h100-sxm"
+    assert any("scale-out: 400 Gb/s" in note for note in result["assumptions"])  # the node's NICs carry over
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--system", "dgx-h100", "--tp", "8", "--pp", "8", "--dp", "8"], "--nodes 64 makes it a cluster"),
+    (["--system", "dgx-h100", "--nodes", "0"], "--nodes"),
     (["--system", "nope"], "unknown system 'nope'"),
     (["--system", "jupiter-booster", "--tp", "5"], "parallelism.tp: 5 must divide heads (96)"),
     (["--system", "jupiter-booster", "--tp", "8", "--pp", "8", "--dp", "1000"], "more than the 24000"),

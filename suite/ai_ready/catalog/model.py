@@ -7,6 +7,7 @@ collections of figures, so a report can always say why it believes a number.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
@@ -126,6 +127,18 @@ class System:
     def total_accelerators(self) -> int:
         """Nodes × accelerators per node (both are validated positive integers)."""
         return int(self.nodes.value) * int(self.accelerators_per_node.value)
+
+    def with_nodes(self, nodes: int) -> "System":
+        """This system's node (accelerator, links, storage, power, reliability) as a cluster of ``nodes``
+        of them: "what if I had 64 DGX H100" without writing a system file. The node count is the user's
+        definition; everything per node keeps its catalog source."""
+        if nodes < 1:
+            raise InputError(f"--nodes: must be at least 1, got {nodes}")
+        if nodes == int(self.nodes.value):
+            return self
+        count = Figure(nodes, source=("definition",), note=f"--nodes {nodes}: a cluster of {self.name} nodes")
+        return dataclasses.replace(self, name=f"{self.name}×{nodes}", nodes=count,
+                                   description=f"{nodes} × ({self.description or self.name})")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form including the full accelerator, so a record is self-contained."""

@@ -83,6 +83,8 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("--system", "system_name", required=True, metavar="NAME_OR_FILE",
               help="Catalog system name (see `ai-ready systems list`) or a system YAML file.")
 @click.option("--gpus", type=int, callback=_positive, help="Use at most this many GPUs (default: the whole system).")
+@click.option("--nodes", type=int, callback=_positive, help="The system's node as a cluster of this many nodes "
+              "(e.g. --system dgx-h100 --nodes 64: 512 H100 on its NICs); no system file needed.")
 @click.option("--tp", type=int, callback=_positive, help="Tensor-parallel size (searched if not given).")
 @click.option("--pp", type=int, callback=_positive, help="Pipeline-parallel size.")
 @click.option("--dp", type=int, callback=_positive, help="Data-parallel size.")
@@ -99,7 +101,7 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("--scaling", is_flag=True, help="Add the scaling curve from one node to the whole system.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the JSON object to this file.")
-def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | None, pp: int | None,
+def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int | None, tp: int | None, pp: int | None,
                 dp: int | None, cp: int | None, ep: int | None, microbatch: int | None, interleave: int | None,
                 recompute: str | None, zero: int | None, sequence_parallel: bool | None, attention: str | None,
                 eur_per_kwh: float | None, scaling: bool, as_json: bool, output: Path | None) -> None:
@@ -108,6 +110,8 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
         raise InputError(f"--eur-per-kwh: must be a price >= 0, got {eur_per_kwh}")
     catalog = load_catalog()
     system = _system(catalog, system_name)
+    if nodes is not None:
+        system = system.with_nodes(nodes)
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "microbatch": microbatch, "interleave": interleave,
              "recompute": recompute, "zero": zero, "sequence_parallel": sequence_parallel}
     fixed = {k: v for k, v in fixed.items() if v is not None}
@@ -115,8 +119,10 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, tp: int | No
     for key in ("tp", "pp", "dp", "cp"):
         layout_size *= fixed.get(key, 1)
     if layout_size > system.total_accelerators:
+        per_node = int(system.accelerators_per_node.value)
         raise InputError(f"parallelism: tp·pp·dp·cp = {layout_size} GPUs, more than the "
-                         f"{system.total_accelerators} of system '{system.name}'")
+                         f"{system.total_accelerators} of system '{system.name}' (--nodes "
+                         f"{-(-layout_size // per_node)} makes it a cluster of enough {per_node}-GPU nodes)")
     if gpus is not None and gpus > system.total_accelerators:
         raise InputError(f"--gpus {gpus}: system '{system.name}' has {system.total_accelerators} GPUs")
     kind, data = _read_workload(workload)

@@ -141,7 +141,8 @@ class Prediction:
         }
         if self.search is not None:
             data["search"] = {"evaluated": self.search.evaluated, "fitting": self.search.fitting,
-                              "elapsed_s": self.search.elapsed_s}
+                              "elapsed_s": self.search.elapsed_s, "given": list(self.search.given),
+                              "searched": list(self.search.searched)}
         data["run"] = self.run.to_json() if self.run is not None else None
         data.update(self.extra)
         return data

@@ -12,7 +12,8 @@ that cannot lose the optimum in this model:
   fit in N GPUs and divide the batch: a larger dp divides the compute, the extra reduction costs
   less (both are evaluated, so the rare exception is still found).
 
-Fixed choices (``--tp 8``, ``--recompute full``...) restrict the space; a fully fixed layout is
+Fixed choices (``--tp 8``, ``--recompute full``...) restrict the space; with tp, pp and dp all given,
+cp and ep are 1 unless given (the run is the tp·pp·dp GPUs the user named); a fully fixed layout is
 just evaluated. Ties within 0.1% go to fewer GPUs.
 """
 
@@ -49,6 +50,9 @@ class SearchResult:
     elapsed_s: float
     gpus_available: int
     runner_up: tuple[StepTime, ...] = ()
+    #: The layout choices the user gave (kept as given) and those the search chose.
+    given: tuple[str, ...] = ()
+    searched: tuple[str, ...] = ()
 
 
 def _divisors(n: int) -> list[int]:
@@ -85,7 +89,9 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     Raises :class:`InputError` when nothing fits, naming what was tried.
     """
     started = time.perf_counter()
-    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    fixed = _as_given({k: v for k, v in (fixed or {}).items() if v is not None})
+    given = tuple(k for k in FIXABLE if k in fixed)
+    searched = tuple(k for k in FIXABLE if k not in fixed)
     model.validate()
     training.validate()
     _check_fixed(fixed, model, training)
@@ -101,7 +107,8 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
             raise InputError(f"parallelism: tp·pp·dp·cp = {par.gpus} GPUs, more than the {limit} available "
                              f"on '{hw.name}'")
         result = step_time(model, training, par, hw, sw)
-        return SearchResult(result, 1, int(result.fits_memory), time.perf_counter() - started, limit)
+        return SearchResult(result, 1, int(result.fits_memory), time.perf_counter() - started, limit,
+                            given=given, searched=searched)
 
     heads = model.heads if model.resolved_kv_heads == model.heads else _gcd(model.heads, model.resolved_kv_heads)
     tps = [t for t in _divisors(heads) if t <= min(hw.scale_up_size, limit)]
@@ -144,7 +151,17 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
         raise InputError(f"no layout of '{model_name(model)}' fits the memory of {hw.accelerator} "
                          f"({hw.hbm_bytes / 1e9:g} GB) on at most {limit} GPUs with the choices allowed; "
                          "fix fewer of --tp/--pp/--dp/--recompute/--zero or use more GPUs")
-    return SearchResult(kept[0], evaluated, fitting, time.perf_counter() - started, limit, tuple(kept[1:]))
+    return SearchResult(kept[0], evaluated, fitting, time.perf_counter() - started, limit, tuple(kept[1:]),
+                        given=given, searched=searched)
+
+
+def _as_given(fixed: dict[str, Any]) -> dict[str, Any]:
+    """With tp, pp and dp all given, the run is tp·pp·dp GPUs: context and expert parallelism are 1 unless
+    given too, so the search never adds GPUs (a cp 2) the user did not ask for."""
+    if all(k in fixed for k in ("tp", "pp", "dp")):
+        fixed.setdefault("cp", 1)
+        fixed.setdefault("ep", 1)
+    return fixed
 
 
 def model_name(model: TransformerModel) -> str:
