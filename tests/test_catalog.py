@@ -476,7 +476,7 @@ def test_local_is_listed_but_built_only_on_use(monkeypatch: pytest.MonkeyPatch) 
         calls.append(1)
         return cpu_detection()
 
-    monkeypatch.setitem(sys.modules, "ai_ready.env.detect", types.SimpleNamespace(detect=fake_detect))
+    monkeypatch.setitem(sys.modules, "ai_ready.env.detect", types.SimpleNamespace(detect_hardware=fake_detect))
     fresh = load_dirs((SHIPPED_DIR,))
     assert "local" in fresh.systems and "local" in list(fresh.systems) and len(fresh.systems) > 1
     assert calls == []

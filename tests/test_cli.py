@@ -221,3 +221,39 @@ def test_malformed_user_catalog_is_one_line(tmp_path: Path, capsys: pytest.Captu
     finally:
         clear_cache()
     assert_one_line_error(code, err, "my-node.yaml")
+
+
+def test_the_command_list_shows_each_commands_own_help_line() -> None:
+    from ai_ready.cli import COMMANDS, command
+
+    for name, (_, _, _, short) in COMMANDS.items():
+        assert short == command(name).get_short_help_str(limit=10**6), name
+
+
+NO_TORCH = """
+import sys
+from ai_ready.cli import cli
+try:
+    cli.main(args=sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print("TORCH" if "torch" in sys.modules else "NO TORCH", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["systems", "list"], ["systems", "show", "local"], ["validate"],
+    ["extrapolate", "examples/workloads/gpt3-175b.yaml", "--system", "dgx-h100", "--nodes", "64"],
+])
+def test_commands_that_measure_nothing_do_not_import_torch(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+    from ai_ready.env.detect import gpu_driver_present
+
+    if gpu_driver_present() and args[:2] == ["systems", "show"]:
+        pytest.skip("with a GPU driver present, describing `local` asks torch for the device")
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], cwd=REPO, env=cli_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "NO TORCH", proc.stderr[-2000:]

@@ -286,9 +286,9 @@ def _command(run: Any, at: str) -> tuple[str, ...]:
 
 
 def _click_command(command: tuple[str, ...]) -> Any:
-    from ai_ready.cli import cli
+    from ai_ready.cli import command as load_command
 
-    group = cli.commands[command[0]]
+    group = load_command(command[0])
     return group.commands[command[1]] if command[0] == "bench" else group
 
 

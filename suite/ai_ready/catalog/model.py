@@ -240,6 +240,6 @@ class Catalog:
     def _detect_local(self) -> System:
         """Build ``local`` from this machine; imported lazily because detection may load torch."""
         from ai_ready.catalog.local import local_system
-        from ai_ready.env.detect import detect
+        from ai_ready.env.detect import detect_hardware
 
-        return local_system(detect(), self)
+        return local_system(detect_hardware(), self)

@@ -6,24 +6,14 @@ print one line on stderr and exit 2; `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import click
+from click.utils import make_default_short_help
 
 from ai_ready import __version__
-from ai_ready.cli.accept import accept
-from ai_ready.cli.bench import bench
-from ai_ready.cli import collectives as _collectives  # noqa: F401  (registers `bench collectives`)
-from ai_ready.cli import memory as _memory  # noqa: F401  (registers `bench memory` and `bench kernels`)
-from ai_ready.cli import io as _io  # noqa: F401  (registers `bench io`)
-from ai_ready.cli.extrapolate import extrapolate
-from ai_ready.cli.info import info
-from ai_ready.cli.profile import profile
-from ai_ready.cli.report import report
-from ai_ready.cli.systems import systems
-from ai_ready.cli.train import train
-from ai_ready.cli.validate import validate
 from ai_ready.errors import InputError
 from ai_ready.bench.io.scratch import Terminated
 
@@ -33,8 +23,63 @@ EXIT_INTERNAL = 1
 #: click >= 8.2 raises this for a group called without a subcommand; older clicks print help themselves.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
+#: The commands, loaded only when run: `ai-ready --help`, `systems`, `extrapolate`, `validate` and `report` never
+#: import torch (about 1.4 s), which only measuring commands need. name: (module, attribute, modules that add
+#: subcommands to it, the one-line help `ai-ready --help` shows; a test checks it against the command's own).
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "info": ("ai_ready.cli.info", "info", (),
+             "Show the device, CPU, launcher, ranks and software versions."),
+    "bench": ("ai_ready.cli.bench", "bench", ("ai_ready.cli.collectives", "ai_ready.cli.memory", "ai_ready.cli.io"),
+             "Micro-benchmarks: each writes a versioned JSON result file."),
+    "systems": ("ai_ready.cli.systems", "systems", (),
+             "The system catalog: peak figures with their sources."),
+    "report": ("ai_ready.cli.report", "report", (),
+             "Render result files (bench, train, profile) and extrapolations into a readiness report (opens "
+             "offline)."),
+    "train": ("ai_ready.cli.train", "train", (),
+             "Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU, "
+             "time breakdown (data, forward, backward, optimizer), loss curve and memory."),
+    "profile": ("ai_ready.cli.profile", "profile", (),
+             "Profile the training job in DIRECTORY (its ai-ready.yaml says how to run it), or the command "
+             "after `--`: `ai-ready profile DIR -- python train.py --lr 3e-4`."),
+    "validate": ("ai_ready.cli.validate", "validate", (),
+             "Predict published large-scale training runs with the analytic model and report the errors."),
+    "extrapolate": ("ai_ready.cli.extrapolate", "extrapolate", (),
+             "Predict step time, MFU, memory, time/energy/cost to train and goodput of WORKLOAD on a system."),
+    "accept": ("ai_ready.cli.accept", "accept", (),
+             "Nightly system acceptance: run a suite, judge every metric on every node against its reference, "
+             "its history and the fleet, keep the run in a history database, write JUnit, Prometheus and "
+             "HTML."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported when used (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute, extensions, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            for extension in extensions:
+                importlib.import_module(extension)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the table, so listing commands imports none of them."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = [(name, make_default_short_help(COMMANDS[name][3], limit) if name in COMMANDS
+                 else self.commands[name].get_short_help_str(limit)) for name in names]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ai-ready")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary tables.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
@@ -46,15 +91,9 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-cli.add_command(info)
-cli.add_command(bench)
-cli.add_command(systems)
-cli.add_command(report)
-cli.add_command(train)
-cli.add_command(profile)
-cli.add_command(validate)
-cli.add_command(extrapolate)
-cli.add_command(accept)
+def command(name: str) -> Any:
+    """The click command ``name`` (loaded on first use)."""
+    return cli.get_command(None, name)
 
 
 def _is_first_rank() -> bool:

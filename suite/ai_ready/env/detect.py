@@ -8,6 +8,7 @@ about the environment, not an error.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import sys
@@ -35,8 +36,26 @@ def detect(include_mpi_library: bool = True) -> dict[str, Any]:
     }
 
 
+#: Where a GPU driver shows itself (NVIDIA, ROCm's kernel driver, WSL's GPU bridge). Without any of them the
+#: device is the CPU, and torch (1.4 s to import) need not be loaded to learn it.
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_driver_present() -> bool:
+    return any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
+
+
+def detect_hardware() -> dict[str, Any]:
+    """What the machine is (host, device, CPU, launcher), without the software versions: enough for the
+    catalog's `local` system, and no torch import on a machine without a GPU driver."""
+    return {"host": socket.gethostname(), "device": detect_device(), "cpu": detect_cpu(),
+            "launcher": detect_launcher()}
+
+
 def detect_device() -> dict[str, Any]:
     """The first CUDA device if there is one, else the CPU."""
+    if "torch" not in sys.modules and not gpu_driver_present():
+        return {"kind": "cpu", "name": _cpu_model(), "count": 1, "torch_device": "cpu"}
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency

@@ -202,7 +202,7 @@ def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardwar
                 break
             par = Parallelism(tp, pp, dp, cp, ep, mb, v, recompute, zero, sp)
             try:
-                par.validate(model, training)
+                par.check_fit(model, training)  # model and training were validated once, above
             except InputError:
                 continue
             if not fits_memory(memory_per_gpu(model, training, par), hw.hbm_bytes):

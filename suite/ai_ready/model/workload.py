@@ -221,6 +221,11 @@ class Parallelism:
         _require_int("parallelism.zero", self.zero, minimum=0)
         _require_choice("parallelism.zero", self.zero, ZERO_STAGES)
         _require_bool("parallelism.sequence_parallel", self.sequence_parallel)
+        return self.check_fit(model, training)
+
+    def check_fit(self, model: TransformerModel, training: Training) -> "Parallelism":
+        """The rules that tie a well-formed layout to a model (what divides what); the search, whose layouts
+        are well-formed by construction and whose model is validated once, calls only this."""
         if self.interleave > 1 and self.pp == 1:
             raise InputError(f"parallelism.interleave: must be 1 without pipeline parallelism (pp = 1), "
                              f"got {self.interleave}")
