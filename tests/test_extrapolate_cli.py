@@ -45,7 +45,8 @@ def test_a_full_layout_is_evaluated_as_given() -> None:
     result = extrapolate(str(GPT3), "--system", "jupiter-booster", "--tp", "4", "--pp", "8", "--dp", "48",
                          "--microbatch", "1", "--interleave", "3", "--recompute", "selective", "--zero", "1")
     assert result["parallelism"] == {"tp": 4, "pp": 8, "dp": 48, "cp": 1, "ep": 1, "microbatch": 1, "interleave": 3,
-                                     "recompute": "selective", "zero": 1, "sequence_parallel": True}
+                                     "recompute": "selective", "zero": 1, "sequence_parallel": True,
+                                     "stage_layers": [12] * 8}
     assert result["gpus"] == 4 * 8 * 48
     assert result["search"]["evaluated"] == 1
 
@@ -97,8 +98,20 @@ def test_nodes_makes_a_cluster_of_a_catalog_node() -> None:
     assert any("scale-out: 400 Gb/s" in note for note in result["assumptions"])  # the node's NICs carry over
 
 
+def test_a_pipeline_that_does_not_divide_the_layers_runs_as_trained() -> None:
+    llama = REPO / "examples" / "workloads" / "llama3-405b.yaml"  # 126 layers
+    result = extrapolate(str(llama), "--system", "dgx-h100", "--nodes", "2048", "--tp", "8", "--pp", "16",
+                         "--dp", "128")
+    assert result["parallelism"]["stage_layers"] == [7] + [8] * 14 + [7] and result["gpus"] == 16384
+    given = extrapolate(str(llama), "--system", "dgx-h100", "--nodes", "2048", "--tp", "8", "--pp", "16",
+                        "--dp", "128", "--first-stage-layers", "6")
+    assert given["parallelism"]["stage_layers"] == [6] + [8] * 15
+    assert given["parallelism"]["interleave"] in (1, 2)  # v must divide every stage's layers
+
+
 @pytest.mark.parametrize("args, message", [
     (["--system", "dgx-h100", "--tp", "8", "--pp", "8", "--dp", "8"], "--nodes 64 makes it a cluster"),
+    (["--system", "jupiter-booster", "--pp", "8", "--first-stage-layers", "90"], "parallelism.pp"),
     (["--system", "dgx-h100", "--nodes", "0"], "--nodes"),
     (["--system", "nope"], "unknown system 'nope'"),
     (["--system", "jupiter-booster", "--tp", "5"], "parallelism.tp: 5 must divide heads (96)"),

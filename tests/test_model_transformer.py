@@ -308,8 +308,10 @@ def test_training_errors(changes: dict, field: str) -> None:
 
 @pytest.mark.parametrize("model,fields,field", [
     (GOOD_MODEL, {"tp": 0}, "parallelism.tp"), (GOOD_MODEL, {"cp": True}, "parallelism.cp"),
-    (GOOD_MODEL, {"microbatch": 0}, "parallelism.microbatch"), (GOOD_MODEL, {"pp": 3}, "parallelism.pp"),
-    (GOOD_MODEL, {"pp": 4, "interleave": 4}, "parallelism.pp"),
+    (GOOD_MODEL, {"microbatch": 0}, "parallelism.microbatch"), (GOOD_MODEL, {"pp": 9}, "parallelism.pp"),
+    (GOOD_MODEL, {"pp": 4, "interleave": 4}, "parallelism.interleave"),
+    (GOOD_MODEL, {"pp": 4, "first_stage_layers": 1}, "parallelism.pp"),
+    (GOOD_MODEL, {"pp": 1, "last_stage_layers": 1}, "parallelism.last_stage_layers"),
     (GOOD_MODEL, {"interleave": 2}, "parallelism.interleave"), (GOOD_MODEL, {"tp": 16}, "parallelism.tp"),
     (dataclasses.replace(GOOD_MODEL, kv_heads=2), {"tp": 4}, "parallelism.tp"),
     (GOOD_MODEL, {"dp": 3}, "parallelism.dp"), (GOOD_MODEL, {"dp": 8, "microbatch": 8}, "parallelism.dp"),
@@ -392,3 +394,15 @@ def test_unknown_key_message_lists_accepted_keys() -> None:
     data["training"]["batch"] = 8
     with pytest.raises(InputError, match="accepted: global_batch, tokens, precision"):
         load_workload(data)
+
+
+def test_uneven_pipeline_stages_as_trained() -> None:
+    """Llama 3 405B's 126 layers on 16 stages (Llama 3 paper §3.3.2: the first and last stages hold one layer
+    fewer, for the embedding and the loss): 7 + 14 × 8 + 7, and the pipeline runs at a middle stage's pace."""
+    from ai_ready.model.workload import Parallelism
+
+    par = Parallelism(tp=8, pp=16, dp=1, microbatch=1)
+    assert par.stage_layers(126) == (7,) + (8,) * 14 + (7,)
+    given = Parallelism(tp=8, pp=4, dp=1, first_stage_layers=6, last_stage_layers=6)
+    assert given.stage_layers(30) == (6, 9, 9, 6)
+    assert Parallelism(tp=1, pp=4, dp=1).stage_layers(32) == (8,) * 4  # even when pp divides the layers

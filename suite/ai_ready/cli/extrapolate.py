@@ -92,6 +92,11 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("--ep", type=int, callback=_positive, help="Expert-parallel size (MoE).")
 @click.option("--microbatch", type=int, callback=_positive, help="Sequences per micro-batch.")
 @click.option("--interleave", type=int, callback=_positive, help="Virtual pipeline chunks per stage.")
+@click.option("--first-stage-layers", type=int, callback=_positive, help="Layers of the first pipeline stage "
+              "(Megatron's --decoder-first-pipeline-num-layers); the other stages share the rest evenly.")
+@click.option("--last-stage-layers", type=int, callback=_positive, help="Layers of the last pipeline stage. "
+              "Where --pp does not divide the layers and neither is given, the first and last stages hold the "
+              "fewer layers, as trained runs do.")
 @click.option("--recompute", type=click.Choice(RECOMPUTE_MODES), help="Activation recomputation.")
 @click.option("--zero", type=click.IntRange(0, 3), help="ZeRO stage (0-3).")
 @click.option("--sequence-parallel/--no-sequence-parallel", default=None,
@@ -103,7 +108,7 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the JSON object to this file.")
 def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int | None, tp: int | None, pp: int | None,
                 dp: int | None, cp: int | None, ep: int | None, microbatch: int | None, interleave: int | None,
-                recompute: str | None, zero: int | None, sequence_parallel: bool | None, attention: str | None,
+                first_stage_layers: int | None, last_stage_layers: int | None, recompute: str | None, zero: int | None, sequence_parallel: bool | None, attention: str | None,
                 eur_per_kwh: float | None, scaling: bool, as_json: bool, output: Path | None) -> None:
     """Predict step time, MFU, memory, time/energy/cost to train and goodput of WORKLOAD on a system."""
     if eur_per_kwh is not None and not eur_per_kwh >= 0:
@@ -113,7 +118,8 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int |
     if nodes is not None:
         system = system.with_nodes(nodes)
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "microbatch": microbatch, "interleave": interleave,
-             "recompute": recompute, "zero": zero, "sequence_parallel": sequence_parallel}
+             "recompute": recompute, "zero": zero, "sequence_parallel": sequence_parallel,
+             "first_stage_layers": first_stage_layers, "last_stage_layers": last_stage_layers}
     fixed = {k: v for k, v in fixed.items() if v is not None}
     layout_size = 1
     for key in ("tp", "pp", "dp", "cp"):
@@ -181,6 +187,9 @@ def _print_human(r: dict[str, Any]) -> None:
     p = r["parallelism"]
     layout = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}" + (f" ep{p['ep']}" if p["ep"] > 1 else "")
               + f" mb{p['microbatch']} v{p['interleave']} {p['recompute']} ZeRO-{p['zero']}")
+    stages = p.get("stage_layers") or []
+    if len(set(stages)) > 1:
+        layout += f" (layers per stage {stages[0]}, {len(stages) - 2} × {stages[1]}, {stages[-1]})"
     low, high = r["step_time_band_s"]
     rows = [
         ("GPUs", f"{r['gpus']:,} of {r['gpus_available']:,} {r['accelerator']}"),

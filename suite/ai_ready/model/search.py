@@ -36,7 +36,10 @@ MIN_TOKENS_PER_CONTEXT_RANK = 1024  # below this, attention chunks are too small
 # Megatron accepts any interleave dividing the layers per stage, down to one layer per virtual stage;
 # the cap only bounds the search (the point-to-point cost already penalises large v).
 MAX_INTERLEAVE = 64
-FIXABLE = ("tp", "pp", "dp", "cp", "ep", "microbatch", "interleave", "recompute", "zero", "sequence_parallel")
+FIXABLE = ("tp", "pp", "dp", "cp", "ep", "microbatch", "interleave", "recompute", "zero", "sequence_parallel",
+           "first_stage_layers", "last_stage_layers")
+#: Choices that are part of the layout only when the user gives them (never searched).
+GIVEN_ONLY = ("first_stage_layers", "last_stage_layers")
 TIE = 1e-3
 
 
@@ -69,17 +72,17 @@ def _check_fixed(fixed: Mapping[str, Any], model: TransformerModel, training: Tr
     for key in fixed:
         if key not in FIXABLE:
             raise InputError(f"parallelism: unknown key '{key}'; accepted: {', '.join(FIXABLE)}")
-    rules = (("tp", model.heads, "heads"), ("tp", model.resolved_kv_heads, "kv_heads"),
-             ("pp", model.layers, "layers"), ("cp", model.seq_len, "seq_len"),
+    rules = (("tp", model.heads, "heads"), ("tp", model.resolved_kv_heads, "kv_heads"), ("cp", model.seq_len, "seq_len"),
              ("microbatch", training.global_batch, "global_batch"), ("dp", training.global_batch, "global_batch"))
     for key, whole, name in rules:
         if key in fixed and whole % fixed[key]:
             raise InputError(f"parallelism.{key}: {fixed[key]} must divide {name} ({whole})")
     if "ep" in fixed and fixed["ep"] != 1 and (not model.is_moe or model.experts % fixed["ep"]):
         raise InputError(f"parallelism.ep: {fixed['ep']} must divide experts ({model.experts})")
-    if "pp" in fixed and "interleave" in fixed and model.layers % (fixed["pp"] * fixed["interleave"]):
-        raise InputError(f"parallelism.interleave: pp · interleave ({fixed['pp'] * fixed['interleave']}) must "
-                         f"divide layers ({model.layers})")
+    if "pp" in fixed:  # stages as given or as trained (uneven where pp does not divide the layers)
+        _pipeline(fixed, fixed["pp"], fixed.get("interleave", 1)).check_fit(model, training)
+    elif any(k in fixed for k in GIVEN_ONLY):
+        raise InputError("parallelism: first/last stage layers need --pp")
 
 
 def search(model: TransformerModel, training: Training, hw: Hardware, sw: Software = Software(),
@@ -91,7 +94,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     started = time.perf_counter()
     fixed = _as_given({k: v for k, v in (fixed or {}).items() if v is not None})
     given = tuple(k for k in FIXABLE if k in fixed)
-    searched = tuple(k for k in FIXABLE if k not in fixed)
+    searched = tuple(k for k in FIXABLE if k not in fixed and k not in GIVEN_ONLY)
     model.validate()
     training.validate()
     _check_fixed(fixed, model, training)
@@ -114,7 +117,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     tps = [t for t in _divisors(heads) if t <= min(hw.scale_up_size, limit)]
     cps = [c for c in CONTEXT_SIZES if model.seq_len % c == 0 and model.seq_len // c >= MIN_TOKENS_PER_CONTEXT_RANK
            or c == 1]
-    pps = _divisors(model.layers)
+    pps = _divisors(model.layers)  # uneven stages only when the user gives such a pp (as trained)
     mbs = [b for b in MICROBATCHES if training.global_batch % b == 0]
     recomputes = list(RECOMPUTE_MODES)
     zeros = [0, 1, 2, 3]
@@ -123,6 +126,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     mbs, eps = _choices(fixed, "microbatch", mbs), _choices(fixed, "ep", eps)
     recomputes, zeros = _choices(fixed, "recompute", recomputes), _choices(fixed, "zero", zeros)
 
+    stage_sizes = (fixed.get("first_stage_layers"), fixed.get("last_stage_layers"))
     evaluated = fitting = 0
     kept: list[StepTime] = []
     for tp in tps:
@@ -132,7 +136,8 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
                 width = tp * cp * pp
                 if width > limit:
                     continue
-                vs = [1] if pp == 1 else [v for v in _divisors(model.layers // pp) if v <= MAX_INTERLEAVE]
+                stages = _pipeline(fixed, pp, 1).stage_layers(model.layers)
+                vs = [1] if pp == 1 else [v for v in _divisors(_gcd_all(stages)) if v <= MAX_INTERLEAVE]
                 vs = _choices(fixed, "interleave", vs)
                 for mb in mbs:
                     for dp in _data_parallel(fixed, training.global_batch, mb, limit // width):
@@ -141,7 +146,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
                                 continue
                             for v in vs:
                                 best = _best_memory_choice(model, training, hw, sw, tp, pp, dp, cp, ep, mb, v, sp,
-                                                           recomputes, zeros)
+                                                           recomputes, zeros, stage_sizes)
                                 evaluated += best[1]
                                 if best[0] is None:
                                     continue
@@ -174,6 +179,18 @@ def _gcd(a: int, b: int) -> int:
     return a
 
 
+def _pipeline(fixed: Mapping[str, Any], pp: int, interleave: int) -> Parallelism:
+    """A one-GPU-wide layout with this pipeline, to ask about its stages."""
+    return Parallelism(1, pp, 1, interleave=interleave, **{k: fixed[k] for k in GIVEN_ONLY if k in fixed})
+
+
+def _gcd_all(values: tuple[int, ...]) -> int:
+    result = 0
+    for value in values:
+        result = _gcd(result, value)
+    return result
+
+
 def _full(fixed: Mapping[str, Any]) -> Parallelism:
     """The layout a fully fixed request names; sequence parallelism defaults on with tp > 1, as in the search."""
     given = {k: fixed[k] for k in FIXABLE if k in fixed}
@@ -191,7 +208,8 @@ def _data_parallel(fixed: Mapping[str, Any], batch: int, mb: int, room: int) -> 
 
 def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardware, sw: Software, tp: int, pp: int,
                         dp: int, cp: int, ep: int, mb: int, v: int, sp: bool, recomputes: list[str],
-                        zeros: list[int]) -> tuple[StepTime | None, int]:
+                        zeros: list[int], stage_sizes: tuple[int | None, int | None] = (None, None)
+                        ) -> tuple[StepTime | None, int]:
     """The fastest of the recompute × ZeRO choices that fit for one layout (see the module pruning)."""
     tried = 0
     best: StepTime | None = None
@@ -200,7 +218,7 @@ def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardwar
         for zero in zeros:
             if zero >= 2 and found_here:
                 break
-            par = Parallelism(tp, pp, dp, cp, ep, mb, v, recompute, zero, sp)
+            par = Parallelism(tp, pp, dp, cp, ep, mb, v, recompute, zero, sp, *stage_sizes)
             try:
                 par.check_fit(model, training)  # model and training were validated once, above
             except InputError:

@@ -132,6 +132,8 @@ class StepTime:
     software: Software
     peak_flops: float
     notes: tuple[str, ...] = field(default=())
+    #: Transformer layers of the model (0 for a generic job), so the layout can name its pipeline stages.
+    layers: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -303,6 +305,19 @@ def _gather(hw: Hardware, nbytes: float, ranks: int, inner: int) -> float:
     return comm.hierarchical_all_gather(nbytes, g, n_out, hw.scale_up, hw.scale_out)
 
 
+def _critical_stage(model: TransformerModel, par: Parallelism, layer: LayerTime, recompute: float,
+                    logits: float) -> int:
+    """The pipeline stage that sets the pace: the last with even stages (it also runs the output layer and the
+    loss); with uneven ones (fewer layers first and last, as trained) a fuller middle stage may."""
+    if par.even_stages(model.layers):
+        return par.pp - 1
+    per_layer = (layer.forward + layer.tp_forward + layer.backward + layer.tp_backward + recompute
+                 + layer.cp_comm + layer.ep_comm)
+    stages = par.stage_layers(model.layers)
+    last = len(stages) - 1
+    return max(range(len(stages)), key=lambda i: (stages[i] * per_layer + logits * (i == last), i))
+
+
 def step_time(model: TransformerModel, training: Training, par: Parallelism, hw: Hardware,
               sw: Software = Software(), check: bool = True) -> StepTime:
     """Predicted time of one optimizer step of ``model`` laid out as ``par`` on ``hw``.
@@ -318,13 +333,19 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     tp, pp, dp, cp, ep, v = par.tp, par.pp, par.dp, par.cp, par.ep, par.interleave
     m = par.microbatches(training)
     layer = layer_time(model, hw, sw, tp, cp, ep, par.microbatch, par.sequence_parallel)
-    per_stage = model.layers / pp
     recompute = 0.0
     if par.recompute == "full":
         recompute = layer.forward + layer.tp_forward
     elif par.recompute == "selective":
         recompute = layer.attention_forward
-    dense, expert = _stage_parameters(model, par, pp - 1 if pp > 1 else 0)
+    logit_f, logit_b = _logits_time(model, hw, tp, cp, par.microbatch)
+    # the pipeline runs at the pace of its slowest stage: with even stages the last (it also runs the output
+    # layer and the loss); uneven stages (fewer layers first and last) move that to a middle stage
+    critical = _critical_stage(model, par, layer, recompute, logit_f + logit_b)
+    per_stage = par.layers_of_stage(model.layers, critical)
+    if critical != pp - 1:
+        logit_f = logit_b = 0.0
+    dense, expert = _stage_parameters(model, par, critical)
     # every micro-batch's weight gradients are added into fp32 main gradients (read and written)
     accumulate = stream_time(hw, MAIN_GRAD_BYTES * (dense + expert), kernels=0)
     fwd = per_stage * (layer.forward + layer.tp_forward)
@@ -332,8 +353,6 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     tp_total = per_stage * (layer.tp_forward + layer.tp_backward
                             + (layer.tp_forward if par.recompute == "full" else 0.0))
     other_comm = per_stage * (layer.cp_comm + layer.ep_comm)
-    logit_f, logit_b = _logits_time(model, hw, tp, cp, par.microbatch)
-    # the last stage also runs the output layer and the loss: the pipeline runs at its pace
     slot = fwd + bwd + other_comm + logit_f + logit_b
     # point-to-point between stages: v sends forward and v backward per micro-batch
     p2p = 0.0
@@ -412,4 +431,4 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         hardware_flops=hardware_flops_per_step(model, training.global_batch, par.recompute),
         gpus=par.gpus, tokens_per_step=training.global_batch * model.seq_len, memory=memory,
         fits_memory=fits_memory(memory, hw.hbm_bytes), parallelism=par, software=sw,
-        peak_flops=hw.peak_flops)
+        peak_flops=hw.peak_flops, layers=model.layers)

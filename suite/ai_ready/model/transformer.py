@@ -259,20 +259,23 @@ def activation_bytes_per_layer(model: TransformerModel, microbatch: int, tp: int
     return tokens * per_token
 
 
-def layers_in_flight(layers: int, pp: int, interleave: int, microbatches: int, stage: int = 0) -> float:
+def layers_in_flight(layers: int, pp: int, interleave: int, microbatches: int, stage: int = 0,
+                     stage_layers: int | None = None) -> float:
     """Layers' worth of micro-batch activations pipeline stage ``stage`` holds at its peak.
 
     Megatron's 1F1B warm-up: stage r runs p−r−1 forwards (interleaved: 2·(p−r−1) + (v−1)·p chunk
     forwards) before its first backward, so it holds one more, capped by the micro-batches
     (chunks) there are, each of l/(p·v) layers. The first stage thus holds l layers' worth and,
     interleaved, l·(1 + (p−1)/(p·v)) ([K22] §4.2.3); without pipelining, l layers of one micro-batch.
+    ``stage_layers``: this stage's layers when stages are uneven (default l/p).
     """
+    per_chunk = (layers / pp if stage_layers is None else stage_layers) / interleave
     if interleave == 1:
         warmup = pp - stage - 1
     else:
         warmup = 2 * (pp - stage - 1) + (interleave - 1) * pp
     held = min(warmup + 1, microbatches * interleave)
-    return held * layers / (pp * interleave)
+    return held * per_chunk
 
 
 def _stage_parameters(model: TransformerModel, par: Parallelism, stage: int) -> tuple[float, float]:
@@ -284,7 +287,7 @@ def _stage_parameters(model: TransformerModel, par: Parallelism, stage: int) -> 
     (replicated); the last the final LayerNorm and the output layer (÷ t), which with p > 1 is a
     copy of the word embedding even when tied, as in Megatron.
     """
-    layers = model.layers // par.pp
+    layers = par.layers_of_stage(model.layers, stage)
     h = model.hidden
     dense = layers * _shared_layer_parameters(model) / par.tp
     expert = layers * model.experts * expert_parameters(model) / (par.tp * par.ep)
@@ -317,10 +320,11 @@ def _stage_memory(model: TransformerModel, training: Training, par: Parallelism,
                                            par.recompute, par.cp)
     per_layer *= ACTIVATION_VALUE_BYTES[training.precision] / VALUE_BYTES
     activations = per_layer * layers_in_flight(model.layers, par.pp, par.interleave,
-                                               par.microbatches(training), stage)
+                                               par.microbatches(training), stage,
+                                               par.layers_of_stage(model.layers, stage))
     if stage == par.pp - 1:
         activations += LOGITS_BYTES * par.microbatch * model.seq_len / par.cp * model.vocab / par.tp
-    name = "only" if par.pp == 1 else ("first" if stage == 0 else "last")
+    name = "only" if par.pp == 1 else ("first" if stage == 0 else "last" if stage == par.pp - 1 else "middle")
     return MemoryBreakdown(*states, activations=activations, stage=name)
 
 
@@ -338,8 +342,10 @@ def memory_per_gpu(model: TransformerModel, training: Training, par: Parallelism
     first = _stage_memory(model, training, par, 0)
     if par.pp == 1:
         return first
-    last = _stage_memory(model, training, par, par.pp - 1)
-    return last if last.total > first.total else first
+    candidates = [first, _stage_memory(model, training, par, par.pp - 1)]
+    if par.pp > 2 and not par.even_stages(model.layers):
+        candidates.append(_stage_memory(model, training, par, 1))  # uneven: a fuller middle stage may peak
+    return max(candidates, key=lambda m: m.total)
 
 
 def fits_memory(breakdown: MemoryBreakdown, hbm_bytes: float,

@@ -199,10 +199,37 @@ class Parallelism:
     recompute: str = "none"
     zero: int = 0
     sequence_parallel: bool = False
+    #: Layers of the first and of the last pipeline stage when they differ from the others (Megatron's
+    #: --decoder-first/last-pipeline-num-layers); None: even stages, or, where pp does not divide the layers,
+    #: the shortfall taken from the last and first stages, which also carry the loss and the embedding.
+    first_stage_layers: int | None = None
+    last_stage_layers: int | None = None
 
     @property
     def gpus(self) -> int:
         return self.tp * self.pp * self.dp * self.cp
+
+    def stage_layers(self, layers: int) -> tuple[int, ...]:
+        """Transformer layers of every pipeline stage, first to last (see ``first_stage_layers``)."""
+        pp = self.pp
+        if pp == 1:
+            return (layers,)
+        first, last = self.first_stage_layers, self.last_stage_layers
+        if first is None and last is None and layers % pp:
+            per = -(-layers // pp)
+            short = per * pp - layers
+            first, last = per - short // 2, per - (short - short // 2)
+        if first is None and last is None:
+            return (layers // pp,) * pp
+        middle_total = layers - (first or 0) - (last or 0)
+        middle_stages = pp - (first is not None) - (last is not None)
+        per = middle_total // middle_stages if middle_stages else 0
+        if middle_stages and middle_total % middle_stages:
+            raise InputError(f"parallelism.pp: the {middle_total} layers left for the other {middle_stages} "
+                             f"pipeline stages do not divide evenly; give other first/last stage layers")
+        first = per if first is None else first
+        last = per if last is None else last
+        return (first,) + (per,) * (pp - 2) + (last,)
 
     def microbatches(self, training: Training) -> int:
         """Micro-batches each pipeline processes per step."""
@@ -229,7 +256,35 @@ class Parallelism:
         if self.interleave > 1 and self.pp == 1:
             raise InputError(f"parallelism.interleave: must be 1 without pipeline parallelism (pp = 1), "
                              f"got {self.interleave}")
-        _require_divides("parallelism.pp", "pp · interleave", self.pp * self.interleave, "layers", model.layers)
+        if self.even_stages(model.layers):  # the common case, checked quickly (the search asks thousands of times)
+            _require_divides("parallelism.interleave", "interleave", self.interleave, "layers per stage",
+                             model.layers // self.pp)
+        else:
+            self._check_uneven(model.layers)
+        self._check_sizes(model, training)
+        return self
+
+    def even_stages(self, layers: int) -> bool:
+        return self.first_stage_layers is None and self.last_stage_layers is None and layers % self.pp == 0
+
+    def layers_of_stage(self, layers: int, stage: int) -> int:
+        return layers // self.pp if self.even_stages(layers) else self.stage_layers(layers)[stage]
+
+    def _check_uneven(self, layers: int) -> None:
+        for name in ("first_stage_layers", "last_stage_layers"):
+            if getattr(self, name) is not None:
+                _require_int(f"parallelism.{name}", getattr(self, name))
+                if self.pp < 2:
+                    raise InputError(f"parallelism.{name}: needs pipeline parallelism (pp >= 2)")
+        stages = self.stage_layers(layers)
+        if min(stages) < 1 or sum(stages) != layers:
+            raise InputError(f"parallelism.pp: {self.pp} stages cannot hold {layers} layers as "
+                             f"{'/'.join(map(str, sorted(set(stages))))} per stage")
+        if any(n % self.interleave for n in stages):
+            raise InputError(f"parallelism.interleave: {self.interleave} must divide every stage's layers "
+                             f"({', '.join(map(str, sorted(set(stages))))})")
+
+    def _check_sizes(self, model: TransformerModel, training: Training) -> None:
         _require_divides("parallelism.tp", "tp", self.tp, "heads", model.heads)
         _require_divides("parallelism.tp", "tp", self.tp, "kv_heads", model.resolved_kv_heads)
         _require_divides("parallelism.dp", "dp · microbatch", self.dp * self.microbatch,
@@ -242,7 +297,6 @@ class Parallelism:
             raise InputError(f"parallelism.ep: must be 1 for a dense model (experts = 0), got {self.ep}")
         _require_divides("parallelism.ep", "ep", self.ep, "experts", model.experts)
         _require_divides("parallelism.ep", "ep", self.ep, "dp · cp", self.dp * self.cp)
-        return self
 
 
 @dataclass(frozen=True)
