@@ -133,3 +133,21 @@ def test_unknown_workload_keys_and_missing_files_are_refused(tmp_path: Path) -> 
     for path, message in ((bad, "unknown key 'model.wat'"), (tmp_path / "none.yaml", "does not exist")):
         proc = run_cli("extrapolate", str(path), "--system", "dgx-h100")
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_software_stack_is_an_input_with_sourced_presets(tmp_path: Path) -> None:
+    from ai_ready.model.software import presets
+
+    known, default = presets()
+    assert default in known and all(p.sources for p in known.values())  # every preset says where it comes from
+    plain = extrapolate(str(GPT3), "--system", "jupiter-booster", "--gpus", "1024")
+    assert any(n.startswith(f"software: preset {default} (default") for n in plain["assumptions"])
+    tuned = extrapolate(str(GPT3), "--system", "jupiter-booster", "--gpus", "1024", "--software", "megatron-lm-2021")
+    assert tuned["software"]["attention"] == "unfused" and not tuned["software"]["overlap_grad_reduce"]
+    assert any("preset megatron-lm-2021 (given)" in n for n in tuned["assumptions"])
+    mine = tmp_path / "w.yaml"
+    mine.write_text(GPT3.read_text() + "software: {preset: megatron-core-2024, tp_overlap: 0.5}\n")
+    overridden = extrapolate(str(mine), "--system", "jupiter-booster", "--gpus", "1024")
+    assert overridden["software"]["tp_overlap"] == 0.5 and overridden["software"]["overlap_param_gather"]
+    proc = run_cli("extrapolate", str(GPT3), "--system", "jupiter-booster", "--software", "best")
+    assert proc.returncode == 2 and "unknown preset 'best'; accepted: megatron-lm-2021" in proc.stderr

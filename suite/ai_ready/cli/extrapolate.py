@@ -24,14 +24,14 @@ from ai_ready.cli.console import print_table
 from ai_ready.errors import InputError, yaml_problem
 from ai_ready.fileio import atomic_write_text
 from ai_ready.model.predict import Prediction, predict, predict_generic, scaling_curve, scaling_points
-from ai_ready.model.step import ATTENTION_KINDS, Software
+from ai_ready.model.software import resolve as resolve_software
+from ai_ready.model.step import ATTENTION_KINDS
 from ai_ready.model.workload import RECOMPUTE_MODES, load_workload
 from ai_ready.records import utc_now
 # The JSON object names its kind, so `ai-ready report` can take it among its inputs.
 from ai_ready.report.inputs import EXTRAPOLATION_SCHEMA, EXTRAPOLATION_VERSION
 
 WORKLOAD_TOP_KEYS = ("name", "model", "training", "software")
-SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes")
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -45,17 +45,6 @@ def _system(catalog: Catalog, name_or_file: str) -> System:
     if name_or_file.endswith((".yaml", ".yml")) or (path.exists() and name_or_file not in catalog.systems):
         return load_system_file(path, catalog)
     return catalog.system(name_or_file)
-
-
-def _software(raw: Any) -> Software:
-    if raw is None:
-        return Software()
-    if not isinstance(raw, dict):
-        raise InputError(f"software: must be a mapping with keys {', '.join(SOFTWARE_KEYS)}")
-    for key in raw:
-        if key not in SOFTWARE_KEYS:
-            raise InputError(f"software: unknown key 'software.{key}'; accepted: {', '.join(SOFTWARE_KEYS)}")
-    return Software(**raw).validate()
 
 
 def _read_workload(path: Path) -> tuple[str, Any]:
@@ -101,15 +90,20 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("--zero", type=click.IntRange(0, 3), help="ZeRO stage (0-3).")
 @click.option("--sequence-parallel/--no-sequence-parallel", default=None,
               help="Sequence parallelism (default: on whenever tp > 1).")
-@click.option("--attention", type=click.Choice(ATTENTION_KINDS), help="Attention kernels (default flash).")
+@click.option("--software", "software_name", metavar="PRESET", help="The training stack, replacing the "
+              "workload's `software`: megatron-lm-2021, megatron-core-2024, pytorch-ddp, pytorch-fsdp2, torchtitan "
+              "(data/software.yaml, each with its sources); default pytorch-fsdp2.")
+@click.option("--attention", type=click.Choice(ATTENTION_KINDS), help="Attention kernels (default: the stack's).")
 @click.option("--eur-per-kwh", type=float, help="Electricity price (default 0.20, an assumption).")
 @click.option("--scaling", is_flag=True, help="Add the scaling curve from one node to the whole system.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the JSON object to this file.")
-def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int | None, tp: int | None, pp: int | None,
-                dp: int | None, cp: int | None, ep: int | None, microbatch: int | None, interleave: int | None,
-                first_stage_layers: int | None, last_stage_layers: int | None, recompute: str | None, zero: int | None, sequence_parallel: bool | None, attention: str | None,
-                eur_per_kwh: float | None, scaling: bool, as_json: bool, output: Path | None) -> None:
+def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int | None, tp: int | None,
+                pp: int | None, dp: int | None, cp: int | None, ep: int | None, microbatch: int | None,
+                interleave: int | None, first_stage_layers: int | None, last_stage_layers: int | None,
+                recompute: str | None, zero: int | None, sequence_parallel: bool | None, software_name: str | None,
+                attention: str | None, eur_per_kwh: float | None, scaling: bool, as_json: bool,
+                output: Path | None) -> None:
     """Predict step time, MFU, memory, time/energy/cost to train and goodput of WORKLOAD on a system."""
     if eur_per_kwh is not None and not eur_per_kwh >= 0:
         raise InputError(f"--eur-per-kwh: must be a price >= 0, got {eur_per_kwh}")
@@ -138,11 +132,12 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int |
         for key in data:
             if key not in WORKLOAD_TOP_KEYS:
                 raise InputError(f"workload: unknown key '{key}'; accepted: {', '.join(WORKLOAD_TOP_KEYS)}")
-        software = _software(data.get("software"))
+        software, stack_note = resolve_software(software_name if software_name else data.get("software"))
         if attention:
             software = dataclasses.replace(software, attention=attention)
         work = load_workload({k: v for k, v in data.items() if k != "software"})
         prediction = predict(work, system, gpus=gpus, fixed=fixed, software=software, eur_per_kwh=eur_per_kwh)
+        prediction = dataclasses.replace(prediction, assumptions=(stack_note,) + prediction.assumptions)
         if scaling:
             limit = gpus or system.total_accelerators
             points = [n for n in scaling_points(system) if n < limit] + [limit]
@@ -153,17 +148,24 @@ def extrapolate(workload: Path, system_name: str, gpus: int | None, nodes: int |
 
         work_p = workload_from_profile(data, catalog)
         spec = workload_json(work_p.transformer if work_p.transformer is not None else work_p.generic)
+        software = work_p.software
+        notes = work_p.notes
+        if software_name:
+            software, stack_note = resolve_software(software_name)
+            notes = tuple(n for n in notes if not n.startswith("software: preset")) + (stack_note,)
+        if attention:
+            software = dataclasses.replace(software, attention=attention)
         if work_p.transformer is not None:
-            prediction = predict(work_p.transformer, system, gpus=gpus, fixed=fixed,
+            prediction = predict(work_p.transformer, system, gpus=gpus, fixed=fixed, software=software,
                                  calibration=work_p.calibration, eur_per_kwh=eur_per_kwh)
             if scaling:
-                curve = scaling_curve(work_p.transformer, system, calibration=work_p.calibration)
+                curve = scaling_curve(work_p.transformer, system, calibration=work_p.calibration, software=software)
         else:
             assert work_p.generic is not None
             prediction = predict_generic(work_p.generic, system, gpus=gpus, calibration=work_p.calibration,
                                          eur_per_kwh=eur_per_kwh)
         prediction = Prediction(**{**prediction.__dict__,
-                                   "assumptions": tuple(work_p.notes) + (f"workload: {work_p.source}",)
+                                   "assumptions": tuple(notes) + (f"workload: {work_p.source}",)
                                    + prediction.assumptions})
     result = {"schema": EXTRAPOLATION_SCHEMA, "version": EXTRAPOLATION_VERSION, **prediction.to_json(),
               "workload_spec": spec, "workload_file": str(workload), "created": utc_now(),

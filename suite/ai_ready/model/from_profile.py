@@ -20,6 +20,8 @@ from ai_ready.model.hardware import hardware_for
 from ai_ready.model.predict import (Calibration, GenericWorkload, Prediction, predict, predict_generic,
                                    scaling_curve, scaling_points)
 from ai_ready.model.search import search
+from ai_ready.model.software import resolve as resolve_software
+from ai_ready.model.step import Software
 from ai_ready.model.workload import Training, TransformerModel, Workload
 
 #: Global batch when the target names none: about 4M tokens, Llama 2's pre-training batch (Touvron et
@@ -40,6 +42,7 @@ class ProfileWorkload:
     calibration: Calibration
     notes: tuple[str, ...]
     systems: tuple[str, ...]
+    software: Software = Software()
 
 
 def _profile(document: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -122,7 +125,16 @@ def workload_from_profile(document: Any, catalog: Catalog) -> ProfileWorkload:
                      "gradients, Adam states), per item")
     calibration = _calibrate(profile, records, catalog, workload, measured, seq_len, per_step)
     systems = tuple(target.get("systems") or ())
-    return ProfileWorkload(workload, generic, source, calibration, tuple(notes), systems)
+    software, stack_note = resolve_software(target.get("software") or stack_of(rank))
+    notes.append(stack_note)
+    return ProfileWorkload(workload, generic, source, calibration, tuple(notes), systems, software)
+
+
+def stack_of(rank: dict[str, Any]) -> str:
+    """The plain PyTorch stack the profiled job ran on (FSDP or DDP as its features say): a job the model has
+    not seen is not credited with a tuned stack such as Megatron-Core."""
+    features = rank.get("features") or {}
+    return "pytorch-ddp" if features.get("ddp") and not features.get("fsdp") else "pytorch-fsdp2"
 
 
 def _calibrate(profile: dict[str, Any], records: list[Any], catalog: Catalog, workload: Workload | None,
@@ -230,9 +242,10 @@ def extrapolate_profile(document: Any, catalog: Catalog, systems: tuple[str, ...
             system = catalog.system(name)
             prediction: Prediction
             if work.transformer is not None:
-                prediction = predict(work.transformer, system, calibration=work.calibration)
+                prediction = predict(work.transformer, system, calibration=work.calibration, software=work.software)
                 if scaling:
-                    entry["scaling"] = scaling_curve(work.transformer, system, calibration=work.calibration)
+                    entry["scaling"] = scaling_curve(work.transformer, system, calibration=work.calibration,
+                                                     software=work.software)
             else:
                 assert work.generic is not None
                 prediction = predict_generic(work.generic, system, calibration=work.calibration)

@@ -34,7 +34,7 @@ MODEL_KINDS = ("transformer", "generic")
 
 TOP_KEYS = ("name", "command", "launcher", "nproc", "env", "profile", "target")
 PROFILE_KEYS = ("warmup_steps", "steps", "timeout_s", "trace")
-TARGET_KEYS = ("model", "tokens", "systems", "global_batch", "precision", "tokens_per_step")
+TARGET_KEYS = ("model", "tokens", "systems", "global_batch", "precision", "tokens_per_step", "software")
 #: Number formats a target may train in (those the performance model knows).
 TARGET_PRECISIONS = ("bf16", "fp16", "fp8", "fp32")
 MODEL_SIZE_KEYS = ("layers", "hidden", "heads", "seq_len", "vocab", "kv_heads", "ffn_hidden", "experts", "top_k")
@@ -95,6 +95,8 @@ class Target:
     precision: str | None = None
     #: Tokens one optimizer step of the profiled job trains on, for a job whose inputs the profile cannot read.
     tokens_per_step: float | None = None
+    #: The training stack at scale (a preset of ai_ready/model/data/software.yaml); default: the profiled one.
+    software: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,12 @@ def _target(where: _Where, value: Any) -> Target | None:
         where.fail(f"target.precision must be one of {', '.join(TARGET_PRECISIONS)}, got {_show(precision)}")
     batch = raw.get("global_batch")
     per_step = raw.get("tokens_per_step")
+    software = raw.get("software")
+    if software is not None:
+        from ai_ready.model.software import presets
+
+        if software not in presets()[0]:
+            where.fail(f"target.software must be one of {', '.join(presets()[0])}, got {_show(software)}")
     return Target(
         model=_target_model(where, raw.get("model")),
         tokens=None if tokens is None else _positive_number(where, "target.tokens", tokens),
@@ -294,6 +302,7 @@ def _target(where: _Where, value: Any) -> Target | None:
         global_batch=None if batch is None else _positive_int(where, "target.global_batch", batch),
         precision=precision,
         tokens_per_step=None if per_step is None else _positive_number(where, "target.tokens_per_step", per_step),
+        software=software,
     )
 
 

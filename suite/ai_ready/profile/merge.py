@@ -204,7 +204,7 @@ def job_meta(spec: JobSpec, outcome: JobOutcome) -> dict[str, Any]:
         target = {"model": None if model is None else {k: v for k, v in vars(model).items() if v is not None},
                   "tokens": spec.target.tokens, "systems": list(spec.target.systems),
                   "global_batch": spec.target.global_batch, "precision": spec.target.precision,
-                  "tokens_per_step": spec.target.tokens_per_step}
+                  "tokens_per_step": spec.target.tokens_per_step, "software": spec.target.software}
     return {
         "job": {"name": spec.name, "directory": str(spec.directory), "command": list(spec.command),
                 "launcher": spec.launcher, "nproc": spec.nproc, "env": dict(spec.env),
