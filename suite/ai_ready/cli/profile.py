@@ -64,6 +64,13 @@ def profile(ctx: click.Context, directory: Path, command: tuple[str, ...], outpu
                     dict(name=name, launcher=launcher, nproc=nproc, warmup_steps=warmup_steps, steps=steps,
                          timeout_s=timeout_s, trace=trace))
     catalog = load_catalog()
+    if spec.target is not None and spec.target.software is not None:  # fails now, not after the job has run
+        from ai_ready.model.software import preset
+
+        try:
+            preset(spec.target.software)
+        except InputError as exc:
+            raise InputError(f"{spec.source or 'ai-ready.yaml'}: target.{exc}") from None
     if extrapolate:
         for system in systems:  # a misspelt --system fails now, not after the job has run
             try:

@@ -289,12 +289,9 @@ def _target(where: _Where, value: Any) -> Target | None:
         where.fail(f"target.precision must be one of {', '.join(TARGET_PRECISIONS)}, got {_show(precision)}")
     batch = raw.get("global_batch")
     per_step = raw.get("tokens_per_step")
-    software = raw.get("software")
-    if software is not None:
-        from ai_ready.model.software import presets
-
-        if software not in presets()[0]:
-            where.fail(f"target.software must be one of {', '.join(presets()[0])}, got {_show(software)}")
+    software = raw.get("software")  # a preset name, checked against the presets by the command before the job runs
+    if software is not None and not isinstance(software, str):
+        where.fail(f"target.software must be the name of a software preset, got {_show(software)}")
     return Target(
         model=_target_model(where, raw.get("model")),
         tokens=None if tokens is None else _positive_number(where, "target.tokens", tokens),
