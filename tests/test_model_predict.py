@@ -58,10 +58,23 @@ def test_a_job_that_is_no_transformer_becomes_a_generic_workload(catalog) -> Non
     assert prediction.uncertainty > uncertainty_for(catalog.system("dgx-h100"))
 
 
+def test_a_toy_job_does_not_calibrate_a_target_of_another_shape(catalog) -> None:
+    """The H200 run of examples/myjob (shared/gpu-runs/h200-2026-12-04): a 128-wide job at 1% MFU scaled a
+    8192-wide target down to 8-9% MFU. Efficiency measured on small matrices does not carry over."""
+    doc = copy.deepcopy(PROFILE)
+    rank = doc["meta"]["profile"]["ranks"][0]
+    rank["device"], rank["device_name"] = "cuda:0", "NVIDIA H100 80GB HBM3"
+    assert doc["meta"]["profile"]["target"]["model"]["hidden"] >= 4 * rank["model"]["transformer"]["hidden"]
+    work = workload_from_profile(doc, catalog)
+    assert work.calibration.ratio == 1.0 and work.calibration.raw_ratio is None
+    assert "very different shapes" in work.calibration.note
+
+
 def test_a_gpu_profile_calibrates_the_targets(catalog) -> None:
     doc = copy.deepcopy(PROFILE)
     rank = doc["meta"]["profile"]["ranks"][0]
     rank["device"], rank["device_name"] = "cuda:0", "NVIDIA H100 80GB HBM3"
+    doc["meta"]["profile"]["target"]["model"] = None  # the profiled model itself is the target: alike shapes
     work = workload_from_profile(doc, catalog)
     assert work.calibration.raw_ratio is not None
     assert CALIBRATION_BOUNDS[0] <= work.calibration.ratio <= CALIBRATION_BOUNDS[1]

@@ -154,6 +154,9 @@ def _calibrate(profile: dict[str, Any], records: list[Any], catalog: Catalog, wo
     model = profiled_model(measured, seq_len)
     if model is None:
         return Calibration(note="not calibrated: " + _unrecognised(measured, seq_len))
+    unlike = _unlike(model, workload.model if workload is not None else None)
+    if unlike:
+        return Calibration(note=f"not calibrated: {unlike}; catalog efficiencies used")
     batch = max(world, int(round(per_step / seq_len)) * world)
     precision = "bf16" if rank.get("features", {}).get("autocast") else "fp32"
     node = _node_system(accelerator, world)
@@ -217,6 +220,24 @@ def _work_per_step(throughput: Any, target: dict[str, Any], notes: list[str]) ->
         return float(given), "tokens"
     raise InputError("tokens per step unknown: no tokens or samples were seen entering the model's forward or "
                      "coming from a DataLoader; pass target.tokens_per_step in ai-ready.yaml")
+
+
+#: A profiled model calibrates a target only when their matrix shapes are alike: hidden sizes within this
+#: factor. GEMM efficiency depends on the shapes (a 128-wide model runs its GEMMs at a few % of peak, an
+#: 8192-wide one at most of it), so a toy job's efficiency says nothing about a 70B target's.
+CALIBRATION_HIDDEN_RATIO = 2.0
+
+
+def _unlike(profiled: TransformerModel, target: TransformerModel | None) -> str | None:
+    """Why the profiled model's measured efficiency does not carry over to the target, or None."""
+    if target is None:
+        return None
+    ratio = max(target.hidden, profiled.hidden) / min(target.hidden, profiled.hidden)
+    if ratio > CALIBRATION_HIDDEN_RATIO:
+        return (f"the profiled model (hidden {profiled.hidden}) and the target (hidden {target.hidden}) run "
+                f"matrices of very different shapes, so the job's measured efficiency says nothing about the "
+                f"target's (profile a model of the target's width, or run `ai-ready bench gemm --llm` on the GPU)")
+    return None
 
 
 def _node_system(accelerator: Any, gpus: int) -> System:
