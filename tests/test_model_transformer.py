@@ -406,3 +406,14 @@ def test_uneven_pipeline_stages_as_trained() -> None:
     given = Parallelism(tp=8, pp=4, dp=1, first_stage_layers=6, last_stage_layers=6)
     assert given.stage_layers(30) == (6, 9, 9, 6)
     assert Parallelism(tp=1, pp=4, dp=1).stage_layers(32) == (8,) * 4  # even when pp divides the layers
+
+
+def test_fused_attention_stores_no_scores() -> None:
+    """FlashAttention keeps only softmax statistics, so without recomputation it holds what selective
+    recomputation holds (Korthikanti et al.'s 5as/h term is gone)."""
+    from ai_ready.model.transformer import activation_bytes_per_layer
+
+    model = TransformerModel(layers=8, hidden=4096, heads=32, vocab=50000, seq_len=4096)
+    unfused = activation_bytes_per_layer(model, 1, recompute="none")
+    fused = activation_bytes_per_layer(model, 1, recompute="none", fused_attention=True)
+    assert fused == activation_bytes_per_layer(model, 1, recompute="selective") < unfused

@@ -18,7 +18,7 @@ from ai_ready.catalog import load_catalog
 from ai_ready.cli.console import is_quiet, print_table
 from ai_ready.errors import InputError
 from ai_ready.fileio import atomic_write_text
-from ai_ready.model.published import SECONDS, CaseResult, ValidationReport, load_published
+from ai_ready.model.published import OUT_OF_SAMPLE_BAND, SECONDS, CaseResult, ValidationReport, load_published
 from ai_ready.model.published import validate as run_validation
 
 EXIT_MISSED_TARGET = 1
@@ -48,7 +48,8 @@ def _figure(value: float, metric: str) -> str:
 
 def report_json(report: ValidationReport) -> dict[str, Any]:
     """The report as one JSON-ready object: tables (with their sources), cases and the summary."""
-    tables = [{"id": t.id, "title": t.title, "source": dict(t.source), "system": t.system, "metric": t.metric,
+    tables = [{"id": t.id, "title": t.title, "role": t.role, "source": dict(t.source), "system": t.system,
+               "metric": t.metric,
                "unit": t.unit, "software": {"attention": t.software.attention,
                                             "overlap_grad_reduce": t.software.overlap_grad_reduce,
                                             "overlap_param_gather": t.software.overlap_param_gather,
@@ -62,9 +63,14 @@ def report_json(report: ValidationReport) -> dict[str, Any]:
                       "published": r.published, "predicted": r.predicted, "error": r.error,
                       "parallelism": {key: getattr(r.parallelism, key) for key in PARALLELISM_FIELDS},
                       "step_time_s": r.step.step_time_s, "fits_memory": r.step.fits_memory})
-    summary = {"cases": len(report.cases), "median_abs_error": report.median_abs_error,
+    held = report.out_of_sample.cases if report.out_of_sample else 0
+    summary = {"cases": len(report.cases) - held, "median_abs_error": report.median_abs_error,
                "max_abs_error": report.max_abs_error, "target_median": report.target_median,
-               "target_max": report.target_max, "within_target": report.within_target}
+               "target_max": report.target_max, "within_target": report.within_target,
+               "out_of_sample": None if report.out_of_sample is None else {
+                   "cases": report.out_of_sample.cases, "median_abs_error": report.out_of_sample.median_abs_error,
+                   "max_abs_error": report.out_of_sample.max_abs_error,
+                   "within_band": report.out_of_sample.within_band, "band": OUT_OF_SAMPLE_BAND}}
     return {"tables": tables, "cases": cases, "summary": summary}
 
 
@@ -88,8 +94,16 @@ def _print_human(report: ValidationReport) -> None:
 
 
 def _summary_line(report: ValidationReport) -> str:
-    return (f"median |error| {report.median_abs_error:.1%} (target <= {report.target_median:.0%}), "
-            f"max {report.max_abs_error:.1%} (target <= {report.target_max:.0%}) over {len(report.cases)} cases")
+    held = report.out_of_sample
+    judged = len(report.cases) - (held.cases if held else 0)
+    line = (f"median |error| {report.median_abs_error:.1%} (target <= {report.target_median:.0%}), "
+            f"max {report.max_abs_error:.1%} (target <= {report.target_max:.0%}) over {judged} cases")
+    if held is None:
+        return line
+    return (f"in sample (the tables the model was developed against): {line}\n"
+            f"out of sample (tables never used to choose a constant): median |error| {held.median_abs_error:.1%}, "
+            f"max {held.max_abs_error:.1%}, {held.within_band:.0%} of {held.cases} cases within "
+            f"{OUT_OF_SAMPLE_BAND:.0%}")
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:

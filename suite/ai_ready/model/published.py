@@ -49,6 +49,13 @@ PUBLISHED = "published"
 
 TOP_KEYS = ("schema", "version", "tables")
 TABLE_KEYS = ("id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows")
+#: ``role``: ``development`` (the model was developed against the table: in-sample; the default) or
+#: ``out-of-sample`` (added after the model and never used to choose any of its constants).
+TABLE_OPTIONAL_KEYS = ("role",)
+DEVELOPMENT, OUT_OF_SAMPLE = "development", "out-of-sample"
+ROLES = (DEVELOPMENT, OUT_OF_SAMPLE)
+#: Out of sample, the share of cases within this error is reported (the issue's 25% band).
+OUT_OF_SAMPLE_BAND = 0.25
 SOURCE_KEYS = ("authors", "title", "venue", "year", "table", "url")
 SOURCE_OPTIONAL_KEYS = ("note",)
 FIGURE_KEYS = ("metric", "unit", "meaning")
@@ -57,6 +64,7 @@ VARIANT_KEYS = ("field", "recompute", "sequence_parallel", "meaning")
 SOFTWARE_KEYS = ("attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes")
 DEFAULT_KEYS = ("seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",
                 "kv_heads", "zero")
+DEFAULT_OPTIONAL_KEYS = ("ffn_hidden",)
 ROW_KEYS = ("name", "layers", "hidden", "heads", "tp", "pp", "dp", "gpus", "global_batch", "microbatch",
             "interleave", "published")
 ROW_OPTIONAL_KEYS = ("params_b", "published_full_recompute")
@@ -85,7 +93,9 @@ def _text(value: Any, where: str) -> str:
 
 def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
     where = f"{file}: tables[{index}]"
-    table = checked_mapping(table, where, TABLE_KEYS)
+    table = checked_mapping(table, where, TABLE_KEYS, TABLE_OPTIONAL_KEYS)
+    if table.get("role", DEVELOPMENT) not in ROLES:
+        raise InputError(f"{where}.role: got {table['role']!r}; accepted: {', '.join(ROLES)}")
     _text(table["id"], f"{where}.id")
     where = f"{file}: tables[{table['id']}]"
     _text(table["title"], f"{where}.title")
@@ -107,7 +117,7 @@ def _check_table(table: Any, file: str, index: int) -> dict[str, Any]:
                              "accepted: published_full_recompute")
     software = checked_mapping(table["software"], f"{where}.software", SOFTWARE_KEYS)
     _software(software, where)
-    checked_mapping(table["defaults"], f"{where}.defaults", DEFAULT_KEYS)
+    checked_mapping(table["defaults"], f"{where}.defaults", DEFAULT_KEYS, DEFAULT_OPTIONAL_KEYS)
     assumptions = table["assumptions"]
     if not isinstance(assumptions, list) or not assumptions:
         raise InputError(f"{where}.assumptions: must be a non-empty list of sentences")
@@ -193,6 +203,7 @@ class Table:
     unit: str
     software: Software
     assumptions: tuple[str, ...]
+    role: str = DEVELOPMENT
 
     def citation(self) -> str:
         """Authors, title, venue, year, table and address on one line."""
@@ -257,7 +268,7 @@ def _cases(table: Mapping[str, Any], software: Software) -> list[Case]:
     for row in table["rows"]:
         model = TransformerModel(layers=row["layers"], hidden=row["hidden"], heads=row["heads"], vocab=d["vocab"],
                                  seq_len=d["seq_len"], kv_heads=d["kv_heads"], ffn=d["ffn"],
-                                 tied_embeddings=d["tied_embeddings"])
+                                 ffn_hidden=d.get("ffn_hidden"), tied_embeddings=d["tied_embeddings"])
         training = Training(global_batch=row["global_batch"], precision=d["precision"])
         for variant, recompute, sequence_parallel in variants:
             fixed: dict[str, Any] = {"tp": row["tp"], "pp": row["pp"], "dp": row["dp"], "cp": 1,
@@ -280,7 +291,7 @@ def load_published(path: str | Path | None = None) -> PublishedRuns:
         software = _software(raw["software"], f"{_where(Path(path or DATA_PATH))}: tables[{raw['id']}]")
         tables.append(Table(id=raw["id"], title=raw["title"], source=dict(raw["source"]), system=raw["system"],
                             metric=raw["figure"]["metric"], unit=raw["figure"]["unit"], software=software,
-                            assumptions=tuple(raw["assumptions"])))
+                            assumptions=tuple(raw["assumptions"]), role=raw.get("role", DEVELOPMENT)))
         cases += _cases(raw, software)
     return PublishedRuns(tuple(tables), tuple(cases))
 
@@ -326,8 +337,30 @@ def predict_case(case: Case, catalog: Any) -> CaseResult:
 
 
 @dataclass(frozen=True)
+class ErrorSummary:
+    """Absolute errors of a set of cases: median, largest, and the share within the out-of-sample band."""
+
+    cases: int
+    median_abs_error: float
+    max_abs_error: float
+    within_band: float
+
+    @classmethod
+    def of(cls, results: Sequence[CaseResult]) -> "ErrorSummary | None":
+        if not results:
+            return None
+        errors = [abs(r.error) for r in results]
+        return cls(len(errors), statistics.median(errors), max(errors),
+                   sum(e <= OUT_OF_SAMPLE_BAND for e in errors) / len(errors))
+
+
+@dataclass(frozen=True)
 class ValidationReport:
-    """Every case's result, the error summary and whether the model meets its target."""
+    """Every case's result, the error summary and whether the model meets its target.
+
+    The target is judged on the development tables (in sample); the out-of-sample tables, which no
+    constant of the model was chosen on, are summarised apart (``out_of_sample``) so the two are never
+    mixed into one flattering figure."""
 
     tables: tuple[Table, ...]
     cases: tuple[CaseResult, ...]
@@ -336,13 +369,15 @@ class ValidationReport:
     within_target: bool
     target_median: float = TARGET_MEDIAN
     target_max: float = TARGET_MAX
+    out_of_sample: ErrorSummary | None = None
 
     def misses(self) -> list[str]:
         """Why the target is missed (empty when it is met), one phrase each."""
         why = []
         if self.median_abs_error > self.target_median:
             why.append(f"median |error| {self.median_abs_error:.1%} is above {self.target_median:.0%}")
-        worst = [r for r in self.cases if abs(r.error) > self.target_max]
+        roles = {t.id: t.role for t in self.tables}
+        worst = [r for r in self.cases if abs(r.error) > self.target_max and roles.get(r.case.table) != OUT_OF_SAMPLE]
         for r in worst:
             why.append(f"{r.case.table}/{r.case.name} ({r.case.variant}) is off by {r.error:+.1%}, "
                        f"beyond {self.target_max:.0%}")
@@ -351,10 +386,16 @@ class ValidationReport:
 
 def validate(catalog: Any, tables: Sequence[str] | None = None,
              path: str | Path | None = None) -> ValidationReport:
-    """Predict every case of the validation set (or of the ``tables`` named) and summarise the errors."""
+    """Predict every case of the validation set (or of the ``tables`` named) and summarise the errors: the
+    target over the development tables, the out-of-sample tables apart."""
     runs = load_published(path).select(tables)
     results = tuple(predict_case(case, catalog) for case in runs.cases)
-    errors = [abs(r.error) for r in results]
-    median, worst = statistics.median(errors), max(errors)
+    roles = {t.id: t.role for t in runs.tables}
+    development = [r for r in results if roles[r.case.table] == DEVELOPMENT]
+    held = [r for r in results if roles[r.case.table] == OUT_OF_SAMPLE]
+    judged = ErrorSummary.of(development) or ErrorSummary.of(held)
+    assert judged is not None  # a selection always holds at least one table
+    median, worst = judged.median_abs_error, judged.max_abs_error
     return ValidationReport(runs.tables, results, median, worst,
-                            within_target=median <= TARGET_MEDIAN and worst <= TARGET_MAX)
+                            within_target=median <= TARGET_MEDIAN and worst <= TARGET_MAX,
+                            out_of_sample=ErrorSummary.of(held) if development else None)

@@ -223,7 +223,8 @@ def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardwar
                 par.check_fit(model, training)  # model and training were validated once, above
             except InputError:
                 continue
-            if not fits_memory(memory_per_gpu(model, training, par), hw.hbm_bytes):
+            if not fits_memory(memory_per_gpu(model, training, par, fused_attention=sw.attention == "flash"),
+                               hw.hbm_bytes):
                 continue
             tried += 1
             result = step_time(model, training, par, hw, sw, check=False)

@@ -424,7 +424,7 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
     total = sum(breakdown.values()) * hw.calibration
     if hw.calibration != 1.0:
         breakdown = {k: t * hw.calibration for k, t in breakdown.items()}
-    memory = memory_per_gpu(model, training, par)
+    memory = memory_per_gpu(model, training, par, fused_attention=sw.attention == "flash")
     return StepTime(
         step_time_s=total, breakdown=breakdown,
         model_flops=model_flops_per_step(model, training.global_batch),

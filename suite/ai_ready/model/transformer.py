@@ -237,14 +237,16 @@ def _activation_bytes_per_token(model: TransformerModel) -> tuple[int, int]:
 
 def activation_bytes_per_layer(model: TransformerModel, microbatch: int, tp: int = 1,
                                sequence_parallel: bool = False, recompute: str = "none",
-                               cp: int = 1) -> float:
+                               cp: int = 1, fused_attention: bool = False) -> float:
     """16-bit activation bytes one layer keeps for the backward of one micro-batch ([K22] Table 2).
 
     Standard model (s·b·h factored out): none 34 + 5·a·s/h; with t: 10 + 24/t + 5·a·s/(h·t); with
     t and sequence parallelism (34 + 5·a·s/h)/t; selective drops the 5·a·s/h term; full keeps only
     the layer input, 2 (÷ t with sequence parallelism, as Megatron stores the sequence shard;
     [K22] lists 2·s·b·h). Context parallelism: each rank holds s/cp tokens, whose attention
-    scores span all s keys, so the score term is divided by cp once, not twice.
+    scores span all s keys, so the score term is divided by cp once, not twice. Fused (flash)
+    attention never stores the scores (Dao et al. 2022 keep only the softmax statistics, O(s) per
+    head): ``fused_attention`` drops the score term, as selective recomputation does.
     """
     tokens = microbatch * model.seq_len / cp
     sequence_shards = tp if sequence_parallel else 1
@@ -253,7 +255,8 @@ def activation_bytes_per_layer(model: TransformerModel, microbatch: int, tp: int
     replicated, sharded = _activation_bytes_per_token(model)
     per_token = replicated / sequence_shards + sharded / tp
     if recompute == "none":
-        per_token += SCORE_BYTES * model.heads * model.seq_len / tp
+        if not fused_attention:
+            per_token += SCORE_BYTES * model.heads * model.seq_len / tp
     elif recompute != "selective":
         raise InputError(f"recompute: got {recompute!r}; accepted: {', '.join(RECOMPUTE_MODES)}")
     return tokens * per_token
@@ -311,13 +314,14 @@ def _model_states(params: float, shards: int, precision: str, zero: int) -> tupl
             params * optimizer / (shards if zero >= ZERO_SHARDS_OPTIMIZER else 1))
 
 
-def _stage_memory(model: TransformerModel, training: Training, par: Parallelism, stage: int) -> MemoryBreakdown:
+def _stage_memory(model: TransformerModel, training: Training, par: Parallelism, stage: int,
+                  fused_attention: bool = False) -> MemoryBreakdown:
     dense, expert = _stage_parameters(model, par, stage)
     data_shards = par.dp * par.cp
     states = [d + e for d, e in zip(_model_states(dense, data_shards, training.precision, par.zero),
                                     _model_states(expert, data_shards // par.ep, training.precision, par.zero))]
     per_layer = activation_bytes_per_layer(model, par.microbatch, par.tp, par.sequence_parallel,
-                                           par.recompute, par.cp)
+                                           par.recompute, par.cp, fused_attention)
     per_layer *= ACTIVATION_VALUE_BYTES[training.precision] / VALUE_BYTES
     activations = per_layer * layers_in_flight(model.layers, par.pp, par.interleave,
                                                par.microbatches(training), stage,
@@ -328,7 +332,8 @@ def _stage_memory(model: TransformerModel, training: Training, par: Parallelism,
     return MemoryBreakdown(*states, activations=activations, stage=name)
 
 
-def memory_per_gpu(model: TransformerModel, training: Training, par: Parallelism) -> MemoryBreakdown:
+def memory_per_gpu(model: TransformerModel, training: Training, par: Parallelism,
+                   fused_attention: bool = False) -> MemoryBreakdown:
     """Bytes per GPU on the busier of the first and last pipeline stage.
 
     Weights, gradients and optimizer: 16 bytes per parameter held (see ``STATE_BYTES``), sharded
@@ -339,12 +344,12 @@ def memory_per_gpu(model: TransformerModel, training: Training, par: Parallelism
     mask, the transient full-layer activations while recomputing, router logits, communication
     buffers (see :func:`fits_memory`'s reserve).
     """
-    first = _stage_memory(model, training, par, 0)
+    first = _stage_memory(model, training, par, 0, fused_attention)
     if par.pp == 1:
         return first
-    candidates = [first, _stage_memory(model, training, par, par.pp - 1)]
+    candidates = [first, _stage_memory(model, training, par, par.pp - 1, fused_attention)]
     if par.pp > 2 and not par.even_stages(model.layers):
-        candidates.append(_stage_memory(model, training, par, 1))  # uneven: a fuller middle stage may peak
+        candidates.append(_stage_memory(model, training, par, 1, fused_attention))  # uneven: a fuller middle stage may peak
     return max(candidates, key=lambda m: m.total)
 
 
