@@ -17,14 +17,16 @@ from ai_ready.catalog import ENV_PATH, load_catalog
 from ai_ready.model import (Parallelism, Training, TransformerModel, hardware_flops_per_step, model_flops_per_step,
                             parameters)
 from ai_ready.model import published
+from ai_ready.model.software import presets as software_presets
 from ai_ready.model.step import Software
 
 DATA = published.DATA_PATH  # ships inside the package, so an installed `ai-ready validate` finds it
 SCHEMA, VERSION = "ai-ready/published-runs", 1
 
-TABLE_KEYS = {"id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows"}
+TABLE_KEYS = {"id", "source_id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows"}
 TABLE_OPTIONAL_KEYS = {"role"}
-SOFTWARE_KEYS = {"attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes"}
+SOFTWARE_CHANGES = {"attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes",
+                    "interleaved_pipeline"}
 SOURCE_KEYS = {"authors", "title", "venue", "year", "table", "url"}
 SOURCE_OPTIONAL_KEYS = {"note"}
 DEFAULT_KEYS = {"seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",
@@ -117,9 +119,20 @@ def test_table_defines_its_figure_and_states_assumptions(table: dict[str, Any]) 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t["id"])
 def test_table_states_its_software_stack_and_why(table: dict[str, Any]) -> None:
-    assert set(table["software"]) == SOFTWARE_KEYS
-    Software(**table["software"]).validate()  # raises InputError on a value the step model does not accept
+    """A preset (whose efficiency is fitted) and only the fields the runs changed; never a hand-set efficiency."""
+    assert table["software"]["preset"] in software_presets()[0]
+    assert set(table["software"]) - {"preset"} <= SOFTWARE_CHANGES
+    changes = {k: v for k, v in table["software"].items() if k != "preset"}
+    Software(**changes).validate()  # raises InputError on a value the step model does not accept
     assert any(text.startswith("Software:") for text in table["assumptions"])
+
+
+def test_tables_of_one_source_share_their_stack() -> None:
+    """Cross-validation leaves a source out whole; one efficiency per source needs one preset per source."""
+    presets_of: dict[str, set[str]] = {}
+    for table in TABLES:
+        presets_of.setdefault(table["source_id"], set()).add(table["software"]["preset"])
+    assert len(presets_of) >= 7 and all(len(p) == 1 for p in presets_of.values())
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t["id"])

@@ -24,6 +24,7 @@ from ai_ready.cli.console import print_table
 from ai_ready.errors import InputError, yaml_problem
 from ai_ready.fileio import atomic_write_text
 from ai_ready.model.predict import Prediction, predict, predict_generic, scaling_curve, scaling_points
+from ai_ready.model.software import default_preset, names as preset_names
 from ai_ready.model.software import resolve as resolve_software
 from ai_ready.model.step import ATTENTION_KINDS
 from ai_ready.model.workload import RECOMPUTE_MODES, load_workload
@@ -91,8 +92,8 @@ def _read_workload(path: Path) -> tuple[str, Any]:
 @click.option("--sequence-parallel/--no-sequence-parallel", default=None,
               help="Sequence parallelism (default: on whenever tp > 1).")
 @click.option("--software", "software_name", metavar="PRESET", help="The training stack, replacing the "
-              "workload's `software`: megatron-lm-2021, megatron-core-2024, pytorch-ddp, pytorch-fsdp2, torchtitan "
-              "(data/software.yaml, each with its sources); default pytorch-fsdp2.")
+              f"workload's `software`: {', '.join(preset_names())} (data/software.yaml, each with its sources and "
+              f"its fitted kernel efficiency); default {default_preset().name}.")
 @click.option("--attention", type=click.Choice(ATTENTION_KINDS), help="Attention kernels (default: the stack's).")
 @click.option("--eur-per-kwh", type=float, help="Electricity price (default 0.20, an assumption).")
 @click.option("--scaling", is_flag=True, help="Add the scaling curve from one node to the whole system.")

@@ -98,6 +98,9 @@ class Hardware:
     - ``overlap_slowdown``: σ, how much slower compute runs while a collective overlaps it.
     - ``gpus_per_node``, ``total_gpus``: the system's shape; ``calibration``: measured step time over
       modelled on the node the job ran on (1.0 when none), applied to every prediction.
+    - ``peak16_flops``: in fp8 training only the linear layers' GEMMs run in fp8; attention and the
+      output layer stay in 16 bits (Transformer Engine and torchao Float8 convert ``Linear`` layers,
+      torchtitan leaves the output layer out), so they run at the 16-bit peak.
     """
 
     name: str
@@ -119,11 +122,18 @@ class Hardware:
     calibration: float = 1.0
     overlap_slowdown: float = DEFAULT_OVERLAP_SLOWDOWN
     assumptions: tuple[str, ...] = ()
+    #: 16-bit dense FLOP/s for what stays in 16 bits when the GEMMs run in fp8 (the output layer); 0 = ``peak_flops``.
+    peak16_flops: float = 0.0
 
     @property
     def gemm_flops(self) -> float:
         """FLOP/s of a large GEMM."""
         return self.peak_flops * self.gemm_efficiency
+
+    @property
+    def gemm16_flops(self) -> float:
+        """FLOP/s of a large 16-bit GEMM (the output layer of an fp8 run)."""
+        return (self.peak16_flops or self.peak_flops) * self.gemm_efficiency
 
     @property
     def stream_Bps(self) -> float:
@@ -179,6 +189,16 @@ def hardware_for(system: System, precision: str = "bf16") -> Hardware:
     else:
         attention = DEFAULT_ATTENTION_EFFICIENCY
         notes.append(f"fused attention at {attention:.2f} of peak (assumption: {ATTENTION_EFFICIENCY_ASSUMPTION})")
+    peak16 = 0.0
+    if precision == "fp8":
+        sixteen = acc.peak_tflops.get("bf16")
+        if sixteen is None:
+            raise InputError(f"accelerator '{acc.name}' has no bf16 peak in the catalog: fp8 training keeps attention "
+                             "and the output layer in bf16")
+        peak16 = float(sixteen.value) * 1e12
+        attention *= peak16 / (float(peak.value) * 1e12)
+        notes.append(_say(f"fp8: only the linear layers' GEMMs at the fp8 peak; attention and the output layer in "
+                          f"bf16 at {float(sixteen.value):g} TFLOP/s (Transformer Engine, torchao Float8)", sixteen))
     notes += [f"kernel overhead {DEFAULT_KERNEL_OVERHEAD_S * 1e6:g} us (assumption: {KERNEL_OVERHEAD_ASSUMPTION})",
               f"GEMM K overhead {DEFAULT_GEMM_K_OVERHEAD} (assumption: {GEMM_K_OVERHEAD_ASSUMPTION})",
               f"HBM efficiency {DEFAULT_HBM_EFFICIENCY:g} (assumption: {HBM_EFFICIENCY_ASSUMPTION})",
@@ -218,4 +238,4 @@ def hardware_for(system: System, precision: str = "bf16") -> Hardware:
         hbm_Bps=float(bandwidth.value) * 1e12, hbm_efficiency=DEFAULT_HBM_EFFICIENCY,
         hbm_bytes=float(capacity.value) * _GB, scale_up=scale_up, scale_up_size=max(1, min(up_size, 10**9)),
         scale_out=scale_out, gpus_per_node=per_node, total_gpus=system.total_accelerators,
-        gpu_power_w=_value(power), assumptions=tuple(notes))
+        gpu_power_w=_value(power), assumptions=tuple(notes), peak16_flops=peak16)

@@ -19,13 +19,13 @@ from ai_ready.errors import InputError
 from ai_ready.model import comm, energy, resilience
 from ai_ready.model.hardware import Hardware, hardware_for
 from ai_ready.model.search import SearchResult, search
+from ai_ready.model.software import cross_validated
 from ai_ready.model.step import Software, StepTime
 from ai_ready.model.transformer import parameters
 from ai_ready.model.workload import Training, Workload
 
-#: The validation's acceptance bound (every published case within 15%) is the band of a prediction
-#: that uses only sourced catalog figures; assumptions and generic models widen it.
-BASE_UNCERTAINTY = 0.15
+#: Where data/stack_fit.yaml has no cross-validated band yet: the old acceptance bound of the validation.
+FALLBACK_UNCERTAINTY = 0.15
 ASSUMED_HARDWARE_UNCERTAINTY = 0.10  # added when the system's GPU or network figures are assumptions
 GENERIC_UNCERTAINTY = 0.15  # added for non-transformer jobs, modelled from measured totals only
 #: A measured/modelled ratio outside these bounds says the model missed something on the job's own
@@ -135,7 +135,9 @@ class Prediction:
                             "stage_layers": list(p.stage_layers(s.layers)) if s.layers else None},
             "software": {"attention": s.software.attention, "overlap_grad_reduce": s.software.overlap_grad_reduce,
                          "overlap_param_gather": s.software.overlap_param_gather,
-                         "tp_overlap": s.software.tp_overlap},
+                         "tp_overlap": s.software.tp_overlap, "grad_reduce_bytes": s.software.grad_reduce_bytes,
+                         "efficiency": s.software.efficiency,
+                         "interleaved_pipeline": s.software.interleaved_pipeline},
             "breakdown": dict(s.breakdown),
             "calibration": self.calibration.to_json(),
             "assumptions": list(self.assumptions),
@@ -149,13 +151,23 @@ class Prediction:
         return data
 
 
+def base_uncertainty() -> float:
+    """±u that holds the cross-validated band of data/stack_fit.yaml (published over predicted step time, 10th to
+    90th percentile of the leave-one-source-out cases): the band of a prediction on sourced catalog figures."""
+    band = cross_validated().get("step_time_band")
+    if not band:
+        return FALLBACK_UNCERTAINTY
+    low, high = float(band[0]), float(band[1])
+    return max(1.0 - low, high - 1.0)
+
+
 def uncertainty_for(system: System, generic: bool = False, precision: str = "bf16") -> float:
-    """The band: the validation bound, wider when key hardware figures are assumptions."""
+    """The band: the model's cross-validated band, wider when key hardware figures are assumptions."""
     acc = system.accelerator
     figures = [acc.memory.get("bandwidth_tbs"), acc.scale_up.get("link_gbs_per_direction"),
                system.scale_out.get("nic_gbps_per_accelerator"), system.nodes,
                acc.peak_tflops.get("tf32" if precision == "fp32" else precision)]
-    band = BASE_UNCERTAINTY
+    band = base_uncertainty()
     if any(f is not None and f.is_assumption for f in figures):
         band += ASSUMED_HARDWARE_UNCERTAINTY
     if generic:
@@ -220,7 +232,11 @@ def _software_notes(sw: Software) -> list[str]:
     return [f"software: {sw.attention} attention, gradient reduction "
             f"{'overlapped with the last backward' if sw.overlap_grad_reduce else 'after the backward'}, "
             f"ZeRO weight gathers {'overlapped' if sw.overlap_param_gather else 'exposed'}, "
-            f"{sw.tp_overlap:.0%} of tensor-parallel communication hidden"]
+            f"{sw.tp_overlap:.0%} of tensor-parallel communication hidden, kernels at {sw.efficiency:.3g} of the "
+            f"modelled rates (the stack's fitted efficiency)",
+            f"uncertainty: ±{base_uncertainty():.0%} holds the step time of 80% of published runs when each source "
+            f"is predicted from the others (leave-one-source-out, data/stack_fit.yaml); wider where hardware figures "
+            f"are assumptions"]
 
 
 def scaling_points(system: System, smallest: int = 1, factor: int = 4) -> list[int]:

@@ -99,6 +99,9 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     training.validate()
     _check_fixed(fixed, model, training)
     sw.validate()
+    if not sw.interleaved_pipeline and fixed.get("interleave", 1) > 1:
+        raise InputError(f"parallelism.interleave: {fixed['interleave']} virtual stages per rank, but the software "
+                         "runs plain 1F1B (interleaved_pipeline false, as DeepSpeed's pipeline engine); accepted: 1")
     limit = hw.total_gpus if gpus is None else gpus
     if limit > hw.total_gpus:
         raise InputError(f"--gpus {limit}: system '{hw.name}' has {hw.total_gpus} GPUs")
@@ -137,7 +140,8 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
                 if width > limit:
                     continue
                 stages = _pipeline(fixed, pp, 1).stage_layers(model.layers)
-                vs = [1] if pp == 1 else [v for v in _divisors(_gcd_all(stages)) if v <= MAX_INTERLEAVE]
+                vs = [1] if pp == 1 or not sw.interleaved_pipeline else [
+                    v for v in _divisors(_gcd_all(stages)) if v <= MAX_INTERLEAVE]
                 vs = _choices(fixed, "interleave", vs)
                 for mb in mbs:
                     for dp in _data_parallel(fixed, training.global_batch, mb, limit // width):

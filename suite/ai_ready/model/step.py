@@ -94,6 +94,13 @@ class Software:
     - ``grad_reduce_bytes``: bytes per gradient value the data-parallel reduction moves: 2 (16-bit,
       PyTorch DDP/FSDP default) or 4 (fp32, what Megatron-LM forces for bf16 training,
       ``--accumulate-allreduce-grads-in-fp32``).
+    - ``efficiency``: the share of the model's kernel rates (GEMM, attention, streaming; the rates
+      the Megatron tables were modelled with) that the stack's kernels reach: fusion, launch and
+      framework overheads of a stack in one number. Fitted per preset from published runs of that
+      stack (``data/stack_fit.yaml``, :mod:`ai_ready.model.fit`); communication is not scaled.
+    - ``interleaved_pipeline``: the stack can give a rank several virtual pipeline stages
+      (Megatron's interleaved 1F1B, torchtitan's looped schedules); DeepSpeed's pipeline engine
+      runs plain 1F1B only, so the search keeps interleave 1.
     """
 
     attention: str = "flash"
@@ -101,11 +108,13 @@ class Software:
     overlap_param_gather: bool = True
     tp_overlap: float = 0.0
     grad_reduce_bytes: int = VALUE
+    efficiency: float = 1.0
+    interleaved_pipeline: bool = True
 
     def validate(self) -> "Software":
         if self.attention not in ATTENTION_KINDS:
             raise InputError(f"software.attention: got {self.attention!r}; accepted: {', '.join(ATTENTION_KINDS)}")
-        for name in ("overlap_grad_reduce", "overlap_param_gather"):
+        for name in ("overlap_grad_reduce", "overlap_param_gather", "interleaved_pipeline"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"software.{name}: must be true or false, got {getattr(self, name)!r}")
         if self.grad_reduce_bytes not in (VALUE, FP32):
@@ -113,6 +122,10 @@ class Software:
         ok = isinstance(self.tp_overlap, (int, float)) and not isinstance(self.tp_overlap, bool)
         if not ok or not 0.0 <= self.tp_overlap <= 1.0:
             raise InputError(f"software.tp_overlap: must be a fraction in [0, 1], got {self.tp_overlap!r}")
+        ok = isinstance(self.efficiency, (int, float)) and not isinstance(self.efficiency, bool)
+        if not ok or not 0.1 <= self.efficiency <= 1.5:
+            raise InputError(f"software.efficiency: must be a number in [0.1, 1.5] (the share of the modelled kernel "
+                             f"rates the stack reaches), got {self.efficiency!r}")
         return self
 
 
@@ -154,13 +167,16 @@ class StepTime:
 
 # --- kernels ---------------------------------------------------------------------------------
 
-def gemm_time(hw: Hardware, m: float, n: float, k: float, count: float = 1.0) -> float:
-    """``count`` GEMMs of (m×k)·(k×n): max(compute, HBM traffic) + the fixed kernel cost each."""
+def gemm_time(hw: Hardware, m: float, n: float, k: float, count: float = 1.0, sixteen_bit: bool = False) -> float:
+    """``count`` GEMMs of (m×k)·(k×n): max(compute, HBM traffic) + the fixed kernel cost each.
+
+    ``sixteen_bit``: a GEMM that stays in 16 bits in an fp8 run (the output layer)."""
     if m <= 0 or n <= 0 or k <= 0 or count <= 0:
         return 0.0
     flops = 2.0 * m * n * k * (k + hw.gemm_k_overhead) / k
     traffic = VALUE * (m * k + k * n + m * n)
-    return count * (max(flops / hw.gemm_flops, traffic / hw.stream_Bps) + hw.kernel_overhead_s)
+    rate = hw.gemm16_flops if sixteen_bit else hw.gemm_flops
+    return count * (max(flops / rate, traffic / hw.stream_Bps) + hw.kernel_overhead_s)
 
 
 def stream_time(hw: Hardware, nbytes: float, kernels: float = 1.0) -> float:
@@ -231,10 +247,10 @@ def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp:
         d = model.head_dim
         q_rows = s / cp
         scores = batch * q_rows * s
-        attn_f = (gemm_time(hw, q_rows, s, d, batch) + gemm_time(hw, q_rows, d, s, batch)
-                  + stream_time(hw, SCORE_FORWARD_BYTES * scores, kernels=2))
-        attn_b = (2 * (gemm_time(hw, q_rows, s, d, batch) + gemm_time(hw, q_rows, d, s, batch))
-                  + stream_time(hw, SCORE_BACKWARD_BYTES * scores, kernels=2))
+        score_gemms = (gemm_time(hw, q_rows, s, d, batch, sixteen_bit=True)
+                       + gemm_time(hw, q_rows, d, s, batch, sixteen_bit=True))
+        attn_f = score_gemms + stream_time(hw, SCORE_FORWARD_BYTES * scores, kernels=2)
+        attn_b = 2 * score_gemms + stream_time(hw, SCORE_BACKWARD_BYTES * scores, kernels=2)
     gemm_f = fwd
     forward = gemm_f + elementwise + attn_f
     backward = 2 * gemm_f + BACKWARD_PER_FORWARD_BYTES * elementwise + attn_b
@@ -271,7 +287,7 @@ def layer_time(model: TransformerModel, hw: Hardware, sw: Software, tp: int, cp:
 
 def _logits_time(model: TransformerModel, hw: Hardware, tp: int, cp: int, microbatch: int) -> tuple[float, float]:
     tokens = microbatch * model.seq_len / cp
-    fwd = gemm_time(hw, tokens, model.vocab / tp, model.hidden)
+    fwd = gemm_time(hw, tokens, model.vocab / tp, model.hidden, sixteen_bit=True)
     loss = stream_time(hw, LOGIT_BYTES * tokens * model.vocab / tp, kernels=2)
     return fwd + loss, 2 * fwd + loss
 
@@ -318,12 +334,27 @@ def _critical_stage(model: TransformerModel, par: Parallelism, layer: LayerTime,
     return max(range(len(stages)), key=lambda i: (stages[i] * per_layer + logits * (i == last), i))
 
 
+@lru_cache(maxsize=64)
+def at_stack_rates(hw: Hardware, efficiency: float) -> Hardware:
+    """``hw`` as a stack of kernel ``efficiency`` sees it: GEMM, attention and streaming rates scaled,
+    each kernel's fixed cost stretched; the links (communication) unchanged."""
+    if efficiency == 1.0:
+        return hw
+    return hw.with_(gemm_efficiency=hw.gemm_efficiency * efficiency,
+                    attention_efficiency=hw.attention_efficiency * efficiency,
+                    hbm_efficiency=hw.hbm_efficiency * efficiency,
+                    kernel_overhead_s=hw.kernel_overhead_s / efficiency)
+
+
 def step_time(model: TransformerModel, training: Training, par: Parallelism, hw: Hardware,
               sw: Software = Software(), check: bool = True) -> StepTime:
     """Predicted time of one optimizer step of ``model`` laid out as ``par`` on ``hw``.
 
     ``check`` validates the layout first (the search, which builds only valid layouts, skips it).
     """
+    peak = hw.peak_flops
+    if sw.efficiency != 1.0:
+        hw = at_stack_rates(hw, sw.efficiency)
     if check:
         par.validate(model, training)
         sw.validate()
@@ -431,4 +462,4 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         hardware_flops=hardware_flops_per_step(model, training.global_batch, par.recompute),
         gpus=par.gpus, tokens_per_step=training.global_batch * model.seq_len, memory=memory,
         fits_memory=fits_memory(memory, hw.hbm_bytes), parallelism=par, software=sw,
-        peak_flops=hw.peak_flops, layers=model.layers)
+        peak_flops=peak, layers=model.layers)

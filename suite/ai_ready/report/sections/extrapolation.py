@@ -275,7 +275,7 @@ def _summary_rows(p: dict[str, Any], run: dict[str, Any], kind: str, unit: str) 
     band = p.get("step_time_band_s")
     low, high = (band[0], band[1]) if isinstance(band, list) and len(band) == 2 else (None, None)
     add("step", "Step time", _seconds(p.get("step_time_s")),
-        f"band {_seconds(low)} – {_seconds(high)} (± {_pct(p.get('uncertainty'))}, the model's uncertainty)"
+        f"band {_seconds(low)} – {_seconds(high)} (± {_pct(p.get('uncertainty'))}: the model's cross-validated 80% band)"
         if _finite(low) and _finite(high) else "")
     per_gpu = p["tokens_per_s"] / gpus if _finite(p.get("tokens_per_s")) and _finite(gpus) and gpus else None
     add("throughput", "Throughput", f"{_si_count(p.get('tokens_per_s'))} {unit}",
