@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from ai_ready.errors import InputError
 from conftest import REPO, run_cli
 
 GPT3 = REPO / "examples" / "workloads" / "gpt3-175b.yaml"
@@ -106,7 +108,30 @@ def test_a_pipeline_that_does_not_divide_the_layers_runs_as_trained() -> None:
     given = extrapolate(str(llama), "--system", "dgx-h100", "--nodes", "2048", "--tp", "8", "--pp", "16",
                         "--dp", "128", "--first-stage-layers", "6")
     assert given["parallelism"]["stage_layers"] == [6] + [8] * 15
-    assert given["parallelism"]["interleave"] in (1, 2)  # v must divide every stage's layers
+    # a pipeline layout with uneven stages interleaves up to the smallest stage's layers (chunks need not be equal)
+    assert 1 <= given["parallelism"]["interleave"] <= 6
+    assert result["parallelism"]["interleave"] > 1  # 7 and 8 layers share no divisor, yet the run interleaves
+
+
+def test_uneven_chunks_cost_the_bubble_of_the_largest() -> None:
+    """8 layers in 3 virtual chunks hold 3, 3 and 2: the warm-up runs chunks of 3 layers, a bubble of (p-1)·3/8."""
+    from ai_ready.model import Parallelism, Training, TransformerModel
+    from ai_ready.catalog import load_catalog
+    from ai_ready.model.hardware import hardware_for
+    from ai_ready.model.step import step_time
+    model = TransformerModel(layers=30, hidden=4096, heads=32, vocab=32000, seq_len=4096)
+    training = Training(global_batch=64)
+    hw = hardware_for(load_catalog().system("dgx-h100")).with_(total_gpus=32)
+    def bubble(v: int) -> float:
+        par = Parallelism(tp=1, pp=4, dp=8, microbatch=1, interleave=v, recompute="full", zero=1,
+                          first_stage_layers=7, last_stage_layers=7)
+        return step_time(model, training, par, hw).breakdown["pp_bubble"]
+    plain = bubble(1)  # (p - 1) slots of the 8-layer stage
+    assert bubble(3) / plain == pytest.approx(3 / 8, rel=0.05)  # chunks of 3, 3, 2 layers (plus v sends each)
+    assert bubble(4) / plain == pytest.approx(1 / 4, rel=0.05)  # even chunks of 2
+    with pytest.raises(InputError, match="smallest stage"):
+        step_time(model, training, Parallelism(tp=1, pp=4, dp=8, microbatch=1, interleave=8, recompute="full",
+                                               zero=1, first_stage_layers=7, last_stage_layers=7), hw)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -140,8 +140,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
                 if width > limit:
                     continue
                 stages = _pipeline(fixed, pp, 1).stage_layers(model.layers)
-                vs = [1] if pp == 1 or not sw.interleaved_pipeline else [
-                    v for v in _divisors(_gcd_all(stages)) if v <= MAX_INTERLEAVE]
+                vs = [1] if pp == 1 or not sw.interleaved_pipeline else _interleaves(stages)
                 vs = _choices(fixed, "interleave", vs)
                 for mb in mbs:
                     for dp in _data_parallel(fixed, training.global_batch, mb, limit // width):
@@ -186,6 +185,18 @@ def _gcd(a: int, b: int) -> int:
 def _pipeline(fixed: Mapping[str, Any], pp: int, interleave: int) -> Parallelism:
     """A one-GPU-wide layout with this pipeline, to ask about its stages."""
     return Parallelism(1, pp, 1, interleave=interleave, **{k: fixed[k] for k in GIVEN_ONLY if k in fixed})
+
+
+def _interleaves(stages: tuple[int, ...]) -> list[int]:
+    """Virtual stages per rank worth trying: the divisors of every stage's layers with even stages (Megatron's
+    rule); with uneven ones (a pipeline layout) also the divisors of the smallest and the largest stage, up to
+    the smallest stage's layers."""
+    common = [v for v in _divisors(_gcd_all(stages)) if v <= MAX_INTERLEAVE]
+    if len(set(stages)) == 1:
+        return common
+    low = min(stages)
+    extra = {v for n in (low, max(stages)) for v in _divisors(n) if v <= min(low, MAX_INTERLEAVE)}
+    return sorted(set(common) | extra)
 
 
 def _gcd_all(values: tuple[int, ...]) -> int:

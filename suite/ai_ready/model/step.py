@@ -392,7 +392,9 @@ def step_time(model: TransformerModel, training: Training, par: Parallelism, hw:
         link = hw.scale_up if stride * pp <= hw.scale_up_size else hw.scale_out
         shard = VALUE * par.microbatch * model.seq_len / cp * model.hidden / (tp if par.sequence_parallel else 1)
         p2p = 2 * v * comm.p2p(shard, link)
-    bubble_slots = (pp - 1) / v
+    # the warm-up and drain run (p − 1) virtual chunks of the critical stage: (p − 1)/v of its slot when its layers
+    # split evenly into v chunks, more when they do not (a pipeline layout with uneven stages)
+    bubble_slots = (pp - 1) * math.ceil(per_stage / v) / per_stage if per_stage else (pp - 1) / v
     breakdown = {
         "forward": m * (per_stage * layer.forward + logit_f),
         "backward": m * (per_stage * layer.backward + logit_b),

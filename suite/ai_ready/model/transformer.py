@@ -28,6 +28,7 @@ heads, V vocabulary, t/p/v tensor/pipeline/interleave sizes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ai_ready.errors import InputError
@@ -272,7 +273,8 @@ def layers_in_flight(layers: int, pp: int, interleave: int, microbatches: int, s
     interleaved, l·(1 + (p−1)/(p·v)) ([K22] §4.2.3); without pipelining, l layers of one micro-batch.
     ``stage_layers``: this stage's layers when stages are uneven (default l/p).
     """
-    per_chunk = (layers / pp if stage_layers is None else stage_layers) / interleave
+    per_chunk = (layers / pp / interleave if stage_layers is None
+                 else math.ceil(stage_layers / interleave))  # uneven chunks: the largest is held
     if interleave == 1:
         warmup = pp - stage - 1
     else:

@@ -280,9 +280,11 @@ class Parallelism:
         if min(stages) < 1 or sum(stages) != layers:
             raise InputError(f"parallelism.pp: {self.pp} stages cannot hold {layers} layers as "
                              f"{'/'.join(map(str, sorted(set(stages))))} per stage")
-        if any(n % self.interleave for n in stages):
-            raise InputError(f"parallelism.interleave: {self.interleave} must divide every stage's layers "
-                             f"({', '.join(map(str, sorted(set(stages))))})")
+        # uneven stages are Megatron-Core's pipeline layouts (--pipeline-model-parallel-layout, or the embedding and
+        # the loss counted as layers): a stage's virtual chunks need not hold equal layers, only one each at least
+        if self.interleave > min(stages):
+            raise InputError(f"parallelism.interleave: {self.interleave} virtual stages per rank, more than the "
+                             f"{min(stages)} layers of the smallest stage ({', '.join(map(str, sorted(set(stages))))})")
 
     def _check_sizes(self, model: TransformerModel, training: Training) -> None:
         _require_divides("parallelism.tp", "tp", self.tp, "heads", model.heads)
