@@ -176,3 +176,19 @@ def test_the_software_stack_is_an_input_with_sourced_presets(tmp_path: Path) -> 
     assert overridden["software"]["tp_overlap"] == 0.5 and overridden["software"]["overlap_param_gather"]
     proc = run_cli("extrapolate", str(GPT3), "--system", "jupiter-booster", "--software", "best")
     assert proc.returncode == 2 and "unknown preset 'best'; accepted: megatron-lm-2021" in proc.stderr
+
+
+def test_the_search_never_pairs_zero_3_with_a_pipeline_unless_asked() -> None:
+    """No stack runs ZeRO-3 under pipeline parallelism; a ZeRO-3 the user gives is kept."""
+    from ai_ready.catalog import load_catalog
+    from ai_ready.model.hardware import hardware_for
+    from ai_ready.model.search import search
+    from ai_ready.model.workload import load_workload
+    import yaml
+    work = load_workload(yaml.safe_load((REPO / "examples" / "workloads" / "llama3-405b.yaml").read_text()))
+    hw = hardware_for(load_catalog().system("meta-24k-h100"))
+    found = search(work.model, work.training, hw, keep=5)
+    for step in (found.best, *found.runner_up):
+        assert not (step.parallelism.pp > 1 and step.parallelism.zero == 3)
+    given = search(work.model, work.training, hw, fixed={"pp": 6, "zero": 3})
+    assert given.best.parallelism.zero == 3 and given.best.parallelism.pp == 6

@@ -130,6 +130,12 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     recomputes, zeros = _choices(fixed, "recompute", recomputes), _choices(fixed, "zero", zeros)
 
     stage_sizes = (fixed.get("first_stage_layers"), fixed.get("last_stage_layers"))
+
+    def zeros_with(pp: int) -> list[int]:
+        # no stack runs ZeRO-3 under pipeline parallelism: DeepSpeed refuses ZeRO-2/3 with its pipeline engine,
+        # Megatron shards only the optimizer (ZeRO-1), torchtitan keeps parameters gathered between forward and
+        # backward when it pipelines (ZeRO-2); a ZeRO-3 the user gives is kept
+        return zeros if pp == 1 or "zero" in fixed else [z for z in zeros if z != 3]
     evaluated = fitting = 0
     kept: list[StepTime] = []
     for tp in tps:
@@ -149,7 +155,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
                                 continue
                             for v in vs:
                                 best = _best_memory_choice(model, training, hw, sw, tp, pp, dp, cp, ep, mb, v, sp,
-                                                           recomputes, zeros, stage_sizes)
+                                                           recomputes, zeros_with(pp), stage_sizes)
                                 evaluated += best[1]
                                 if best[0] is None:
                                     continue
@@ -251,6 +257,10 @@ def _best_memory_choice(model: TransformerModel, training: Training, hw: Hardwar
     return best, max(tried, 1)
 
 
+def _complexity(p: Parallelism) -> tuple[int, int, int, int]:
+    return p.cp, p.pp * p.interleave, p.tp, int(p.zero == 3)
+
+
 def _keep(kept: list[StepTime], candidate: StepTime, keep: int) -> list[StepTime]:
     def key(s: StepTime) -> tuple[float, int]:
         return (s.step_time_s, s.gpus)
@@ -258,11 +268,12 @@ def _keep(kept: list[StepTime], candidate: StepTime, keep: int) -> list[StepTime
     if kept and candidate.step_time_s > kept[-1].step_time_s and len(kept) >= keep:
         return kept
     merged = sorted(kept + [candidate], key=key)
-    # within TIE of the fastest, prefer fewer GPUs
+    # within TIE of the fastest (below what the model can tell apart), prefer fewer GPUs, then the simpler layout a
+    # practitioner would run: no context parallelism, fewer pipeline chunks, less tensor parallelism, no ZeRO-3
     head = merged[0]
     near = [s for s in merged if s.step_time_s <= head.step_time_s * (1 + TIE)]
     if len(near) > 1:
-        chosen = min(near, key=lambda s: (s.gpus, s.step_time_s))
+        chosen = min(near, key=lambda s: (s.gpus, _complexity(s.parallelism), s.step_time_s))
         merged.remove(chosen)
         merged.insert(0, chosen)
     return merged[:keep]
