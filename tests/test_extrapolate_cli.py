@@ -192,3 +192,15 @@ def test_the_search_never_pairs_zero_3_with_a_pipeline_unless_asked() -> None:
         assert not (step.parallelism.pp > 1 and step.parallelism.zero == 3)
     given = search(work.model, work.training, hw, fixed={"pp": 6, "zero": 3})
     assert given.best.parallelism.zero == 3 and given.best.parallelism.pp == 6
+
+
+@pytest.mark.parametrize("preset, expected", [("megatron-lm-2021", False), ("megatron-deepspeed", False),
+                                              ("megatron-core-2024", True)])
+def test_sequence_parallelism_follows_the_stack(preset: str, expected: bool) -> None:
+    """Megatron-LM of 2021 and BLOOM's Megatron-DeepSpeed had no sequence parallelism: their layouts run without it."""
+    result = extrapolate(str(GPT3), "--system", "dgx-a100-80gb", "--nodes", "16", "--tp", "8", "--pp", "4",
+                         "--dp", "4", "--software", preset)
+    assert result["parallelism"]["sequence_parallel"] is expected
+    given = extrapolate(str(GPT3), "--system", "dgx-a100-80gb", "--nodes", "16", "--tp", "8", "--pp", "4",
+                        "--dp", "4", "--software", preset, "--sequence-parallel")
+    assert given["parallelism"]["sequence_parallel"] is True  # what the user gives is kept

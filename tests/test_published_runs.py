@@ -26,7 +26,7 @@ SCHEMA, VERSION = "ai-ready/published-runs", 1
 TABLE_KEYS = {"id", "source_id", "title", "source", "system", "figure", "software", "defaults", "assumptions", "rows"}
 TABLE_OPTIONAL_KEYS = {"role"}
 SOFTWARE_CHANGES = {"attention", "overlap_grad_reduce", "overlap_param_gather", "tp_overlap", "grad_reduce_bytes",
-                    "interleaved_pipeline"}
+                    "interleaved_pipeline", "supports_sequence_parallel"}
 SOURCE_KEYS = {"authors", "title", "venue", "year", "table", "url"}
 SOURCE_OPTIONAL_KEYS = {"note"}
 DEFAULT_KEYS = {"seq_len", "vocab", "precision", "recompute", "sequence_parallel", "ffn", "tied_embeddings",

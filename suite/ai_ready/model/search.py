@@ -108,7 +108,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     if limit < 1:
         raise InputError(f"--gpus: must be at least 1, got {limit}")
     if all(k in fixed for k in ("tp", "pp", "dp")) and set(fixed) >= {"microbatch"}:
-        par = _full(fixed)
+        par = _full(fixed, sw)
         if par.gpus > limit:
             raise InputError(f"parallelism: tp·pp·dp·cp = {par.gpus} GPUs, more than the {limit} available "
                              f"on '{hw.name}'")
@@ -139,7 +139,7 @@ def search(model: TransformerModel, training: Training, hw: Hardware, sw: Softwa
     evaluated = fitting = 0
     kept: list[StepTime] = []
     for tp in tps:
-        sp = fixed.get("sequence_parallel", tp > 1)
+        sp = fixed.get("sequence_parallel", tp > 1 and sw.supports_sequence_parallel)
         for cp in cps:
             for pp in pps:
                 width = tp * cp * pp
@@ -212,10 +212,11 @@ def _gcd_all(values: tuple[int, ...]) -> int:
     return result
 
 
-def _full(fixed: Mapping[str, Any]) -> Parallelism:
-    """The layout a fully fixed request names; sequence parallelism defaults on with tp > 1, as in the search."""
+def _full(fixed: Mapping[str, Any], sw: Software) -> Parallelism:
+    """The layout a fully fixed request names; sequence parallelism defaults on with tp > 1 where the stack has it,
+    as in the search."""
     given = {k: fixed[k] for k in FIXABLE if k in fixed}
-    given.setdefault("sequence_parallel", given["tp"] > 1)
+    given.setdefault("sequence_parallel", given["tp"] > 1 and sw.supports_sequence_parallel)
     return Parallelism(**given)
 
 

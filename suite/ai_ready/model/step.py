@@ -101,6 +101,9 @@ class Software:
     - ``interleaved_pipeline``: the stack can give a rank several virtual pipeline stages
       (Megatron's interleaved 1F1B, torchtitan's looped schedules); DeepSpeed's pipeline engine
       runs plain 1F1B only, so the search keeps interleave 1.
+    - ``supports_sequence_parallel``: the stack can shard LayerNorm and dropout along the sequence
+      under tensor parallelism (Korthikanti et al. 2022; Megatron-LM from 2022, torchtitan); Megatron-LM
+      of 2021 and Megatron-DeepSpeed of BLOOM could not, so their layouts default to it off.
     """
 
     attention: str = "flash"
@@ -110,11 +113,12 @@ class Software:
     grad_reduce_bytes: int = VALUE
     efficiency: float = 1.0
     interleaved_pipeline: bool = True
+    supports_sequence_parallel: bool = True
 
     def validate(self) -> "Software":
         if self.attention not in ATTENTION_KINDS:
             raise InputError(f"software.attention: got {self.attention!r}; accepted: {', '.join(ATTENTION_KINDS)}")
-        for name in ("overlap_grad_reduce", "overlap_param_gather", "interleaved_pipeline"):
+        for name in ("overlap_grad_reduce", "overlap_param_gather", "interleaved_pipeline", "supports_sequence_parallel"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"software.{name}: must be true or false, got {getattr(self, name)!r}")
         if self.grad_reduce_bytes not in (VALUE, FP32):
