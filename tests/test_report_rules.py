@@ -567,7 +567,7 @@ def test_metrics_of_a_multi_rank_gpu_profile_with_its_extrapolation() -> None:
     assert found["profile.memory_peak_fraction"].value == pytest.approx(60 / 80)
     assert found["profile.mixed_precision"].value is True and found["profile.precision"].value == "bf16"
     assert found["profile.data_parallel"].value is True and found["profile.distributed_api"].value == "DDP"
-    assert found["profile.mfu"].ceiling == "h100-sxm bf16 dense peak (989 TFLOP/s)"
+    assert found["profile.mfu"].ceiling == "h100-sxm bf16 dense peak, 989 TFLOP/s"
     key = f"extrapolation.{SYSTEM}"
     assert found[f"{key}.scaling_efficiency_at_full_system"].value == pytest.approx(0.2809217047464763)
     assert found[f"{key}.scaling_efficiency_at_full_system"].ceiling == \

@@ -54,6 +54,22 @@ def source_references(catalog: Catalog, ids: tuple[str, ...] | list[str]) -> lis
     return refs
 
 
+def mfu_ceiling(peak: dict[str, Any]) -> dict[str, Any]:
+    """The ceiling of an MFU record (in %): the dense peak itself, named with its rate. MFU is a share of that peak,
+    so its ceiling is 100%; the label names the peak ("h200-sxm bf16 dense peak, 989 TFLOP/s"), never "100% of"
+    (tables print "45% of <label>")."""
+    return dict(peak, value=100.0, unit="%", label=f"{peak['label']}, {peak['value']:.4g} TFLOP/s")
+
+
+def mfu_peak_label(ceiling: dict[str, Any] | None) -> str:
+    """What an MFU figure is a share of, for a table: "of h200-sxm bf16 dense peak, 989 TFLOP/s" (files written
+    before the label changed said "100% of ...")."""
+    if not ceiling:
+        return ""
+    label = str(ceiling.get("label", "")).removeprefix("100% of ")
+    return f"of the {label}"
+
+
 def apply_ceiling(record: Record, ceiling: dict[str, Any] | None) -> Record:
     """Attach `ceiling` and the percentage; a figure above its ceiling gets a warning.
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ai_ready.bench.ceiling import mfu_peak_label
 from ai_ready.cli.bench import DEFAULT_OUTPUT_DIR
 from ai_ready.cli.console import is_quiet, note, print_table
 from ai_ready.errors import InputError
@@ -218,7 +219,7 @@ def _summarise(document: ResultDocument, status: str, reason: str | None, stderr
         rows.append(("model FLOPs per step", f"{flops.value:.4g}", str(flops.params.get("source"))))
     mfu = by_metric.get("mfu")
     if mfu is not None:
-        rows.append(("MFU", f"{mfu.value:.3g}%", str(mfu.ceiling["label"]) if mfu.ceiling else ""))
+        rows.append(("MFU", f"{mfu.value:.3g}%", mfu_peak_label(mfu.ceiling)))
     elif by_metric.get("model_tflops") is not None:
         rows.append(("model TFLOP/s", f"{by_metric['model_tflops'].value:.4g}", "no peak known for this device"))
     memory = by_metric.get("peak_memory")

@@ -13,7 +13,7 @@ import click
 import psutil
 import torch
 
-from ai_ready.bench.ceiling import peak_ceiling
+from ai_ready.bench.ceiling import mfu_peak_label, peak_ceiling
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.io.scratch import Scratch
 from ai_ready.bench.runner import ResultSink, finishing
@@ -343,7 +343,7 @@ def _summarise(all_records: list[Record], out: Path) -> None:
         value = f"{r.value:.4g}" if r.value is not None else r.status
         extra = ""
         if metric == "mfu" and r.ceiling:
-            extra = r.ceiling["label"]
+            extra = mfu_peak_label(r.ceiling)
         elif metric == "model_tflops" and r.ceiling:
             extra = f"{r.pct_of_ceiling:.1f}% of {r.ceiling['label']} ({r.ceiling['kind']})"
         elif metric == "model_flops":

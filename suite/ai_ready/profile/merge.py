@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ai_ready.bench.ceiling import apply_ceiling
+from ai_ready.bench.ceiling import apply_ceiling, mfu_ceiling
 from ai_ready.records import Record, ResultDocument
 from ai_ready.profile.agent import PHASES
 from ai_ready.profile.jobspec import JobSpec
@@ -158,8 +158,7 @@ def _flops_records(rank: dict[str, Any], steps: list[dict[str, Any]], totals: li
         peak = ceiling["value"] * 1e12
         mfu = Record.from_samples([100.0 * per_step / t / peak for t in totals], warn_noise=False,
                                   params=dict(base), metric="mfu", unit="%", **fields)
-        mfu.ceiling = dict(ceiling, value=100.0, unit="%",
-                           label=f"100% of {ceiling['label']} ({ceiling['value']:.4g} TFLOP/s)")
+        mfu.ceiling = mfu_ceiling(ceiling)
         mfu.pct_of_ceiling = mfu.value
         records.append(mfu)
     return records

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import torch
 
-from ai_ready.bench.ceiling import apply_ceiling
+from ai_ready.bench.ceiling import apply_ceiling, mfu_ceiling
 from ai_ready.bench.context import BenchContext
 from ai_ready.records import Record
 from ai_ready.train.loop import PHASES, StepLog
@@ -90,8 +90,7 @@ def records_for(spec: RunSpec, log: StepLog, step_flops: float, counted_flops: f
     if mfu_unit_peak:
         mfu = Record.from_samples([100.0 * step_flops / t / mfu_unit_peak for t in log.total], warn_noise=False,
                                   params=dict(base), metric="mfu", unit="%", check=check, **fields)
-        mfu.ceiling = dict(ceiling, value=100.0, unit="%", label=f"100% of {ceiling['label']} "
-                                                               f"({ceiling['value']:.4g} TFLOP/s)")
+        mfu.ceiling = mfu_ceiling(ceiling)
         mfu.pct_of_ceiling = mfu.value
         records.append(mfu)
     achieved = Record.from_samples([step_flops / t / 1e12 for t in log.total], warn_noise=False, params=dict(base),

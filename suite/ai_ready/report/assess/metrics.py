@@ -554,9 +554,13 @@ PREFERRED_COLLECTIVE = "all_reduce"
 
 
 def _collective_metrics(data: ReportData) -> list[Metric]:
+    from ai_ready.report.meaning import latencies, not_judgeable
     from ai_ready.report.sections.collectives import COLLECTIVES_BENCHMARK
 
-    busbw = [e for e in _ok(data.entries_for(COLLECTIVES_BENCHMARK)) if e.record.metric == "busbw"]
+    records = data.entries_for(COLLECTIVES_BENCHMARK)
+    alphas = latencies(e.record for e in records)
+    # a one-rank run or a latency-bound size says nothing about the link: such figures are not graded
+    busbw = [e for e in _ok(records) if e.record.metric == "busbw" and not_judgeable(e.record, alphas) is None]
     preferred = [e for e in busbw if _text_param(_as_dict(e.record.params), "op") == PREFERRED_COLLECTIVE]
     best = _best(preferred, _pct_fraction) or _best(busbw, _pct_fraction)
     if best is None:

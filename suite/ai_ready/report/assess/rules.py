@@ -69,7 +69,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
               "`ai-ready train --scaling`"),
     Dimension("memory", "Memory fit", "profile your job; set target.model for the fit on the target systems"),
     Dimension("communication", "Communication",
-              "profile a multi-process run, run `ai-ready bench collectives`, or extrapolate to a target system"),
+              "profile a multi-process run, run `ai-ready bench collectives` on 2 or more GPUs or nodes, or "
+              "extrapolate to a target system"),
     Dimension("io", "I/O and data loading", "profile your job (its data wait) or run `ai-ready bench io`"),
     Dimension("resilience", "Resilience",
               "set target.tokens and target.systems so the extrapolation weighs checkpoints against failures"),

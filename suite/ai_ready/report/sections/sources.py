@@ -26,7 +26,7 @@ def _ceilings(data: ReportData) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in data.entries:
         c = _ceiling(e.record)
-        if c is None:
+        if c is None or e.record.metric == "mfu":  # MFU's ceiling is the peak its TFLOP/s record lists already
             continue
         key = (c["label"], f"{c['value']:.6g}", c["source"])
         row = seen.setdefault(key, {**c, "assumption": _is_assumption(c["source"]) or c["kind"] == "declared",
