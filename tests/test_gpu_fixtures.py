@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from ai_ready.cli import profile as profile_cli
 from ai_ready.cli import train as train_cli
 from ai_ready.records import load_results
@@ -33,3 +34,84 @@ def test_the_profile_table_prints_mfu_as_a_share_of_the_peak(capsys: pytest.Capt
     out = _text(capsys)
     assert "100% of" not in out and "MFU" in out
     assert "of the h200-sxm" in out
+
+
+# --- the report over every H200 file ---------------------------------------------------------------------------
+
+REPORT_INPUTS = ("gemm-quick.json", "gemm-8192.json", "memory.json", "kernels.json", "collectives-nccl-1gpu.json",
+                 "train-gpt-1b-bf16.json", "train-moe-medium-bf16.json", "train-cnn-medium-bf16.json",
+                 "io-quick.json", "profile-myjob.json")
+
+
+@pytest.fixture(scope="module")
+def h200_inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Every H200 result file, plus two extrapolations of the profiled job made by today's model."""
+    out = tmp_path_factory.mktemp("h200")
+    paths = [H200 / name for name in REPORT_INPUTS]
+    for system in ("jupiter-booster", "gigafactory-100k"):
+        target = out / f"extrapolation-{system}.json"
+        done = run_cli("extrapolate", str(H200 / "profile-myjob.json"), "--system", system, "-o", str(target))
+        assert done.returncode == 0, done.stderr
+        paths.append(target)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def h200_data(h200_inputs: list[Path]) -> "ReportData":
+    from ai_ready.report.inputs import load_input
+    from ai_ready.report.sections.common import ReportData
+    return ReportData.from_documents([load_input(p) for p in h200_inputs], [p.name for p in h200_inputs])
+
+
+def test_no_verdict_or_anomaly_comes_from_a_one_rank_collective(h200_data: "ReportData") -> None:
+    from ai_ready.report.assess.rules import assess
+    from ai_ready.report.sections.anomalies import build_anomalies
+
+    result = assess(h200_data)
+    assert "collectives.busbw_fraction_of_ceiling" not in result.metrics  # busbw is 0 by definition on one GPU
+    communication = result.verdict("communication")
+    assert "interconnect" not in communication.message
+    assert all("interconnect" not in r.action for r in result.recommendations)
+    anomalies = build_anomalies(h200_data)
+    assert anomalies is not None
+    assert not [f for f in anomalies["ceilings"] + anomalies["peers"] if f["benchmark"] == "collectives"]
+    assert anomalies["unjudged"] >= 100  # the one-rank bandwidths, counted and said
+    shown = sum(len(g["shown"]) for g in anomalies["groups"])
+    assert shown <= 15
+
+
+def test_every_gain_uses_the_jobs_own_precision(h200_data: "ReportData") -> None:
+    from ai_ready.report.assess.rules import assess
+
+    result = assess(h200_data)
+    like = result.metrics["profile.gemm_fraction_at_precision"]
+    assert "fp32" in like.origin and "bf16" not in like.origin  # the H200 profile ran in fp32
+    for rec in result.recommendations:
+        if rec.rule_id.startswith("compute.mfu") or rec.rule_id.startswith("compute.train_mfu"):
+            assert "GEMM efficiency at the" in rec.gain_basis and "from record gemm/" in rec.gain_basis
+    train = result.metrics["train.gemm_fraction_at_precision"]
+    assert "(bf16," in train.origin  # the bf16 workloads are held against bf16 GEMMs
+    assert result.metrics["train.mfu"].value == pytest.approx(0.4535, abs=1e-3)  # the best workload: gpt 1b
+
+
+def test_the_anomalies_group_and_fold_what_is_flagged() -> None:
+    """Many flags of one operation: one group with its count and range, the worst shown, the rest folded."""
+    from ai_ready.records import Record, ResultDocument
+    from ai_ready.report.sections.anomalies import build_anomalies
+    from ai_ready.report.sections.common import ReportData
+
+    ceiling = {"value": 100.0, "unit": "GB/s", "kind": "catalog", "label": "link", "source": "S2"}
+    records = [Record(benchmark="memory", case=f"copy-{i}", params={"op": "copy", "size": i}, metric="bandwidth",
+                      unit="GB/s", value=float(i), ceiling=ceiling, pct_of_ceiling=float(i)) for i in range(1, 31)]
+    records += [Record(benchmark="memory", case="triad-1", params={"op": "triad"}, metric="bandwidth", unit="GB/s",
+                       value=40.0, ceiling=ceiling, pct_of_ceiling=40.0)]
+    data = ReportData.from_documents([ResultDocument(meta={}, records=records)], ["m.json"])
+    found = build_anomalies(data)
+    assert found is not None
+    copy, triad = found["groups"]
+    assert (copy["operation"], copy["count"]) == ("copy", 30) and triad["operation"] == "triad"
+    assert copy["worst_pct"] == pytest.approx(99.0) and copy["least_pct"] == pytest.approx(70.0)
+    shown = [f for g in found["groups"] for f in g["shown"]]
+    assert len(shown) == 15 and triad["shown"]  # the other operation is not hidden by the worse one
+    assert shown[0]["value"] == 1.0  # the worst first
+    assert sum(len(g["folded"]) for g in found["groups"]) == 31 - 15

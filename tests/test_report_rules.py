@@ -420,12 +420,13 @@ def test_a_gain_whose_inputs_are_missing_says_so() -> None:
 
 def test_gains_follow_from_the_measured_figures() -> None:
     values = metrics(profile__mixed_precision=False, gemm__bf16_over_fp32=4.0, profile__compute_fraction=0.6,
-                     profile__data_wait_fraction=0.2, profile__mfu=0.25, gemm__best_fraction_of_peak=0.75,
+                     profile__data_wait_fraction=0.2, profile__mfu=0.25, profile__gemm_fraction_at_precision=0.75,
+                     gemm__best_fraction_of_peak=0.95,  # another dtype's best: never used for the job's gain
                      profile__step_time_cv=0.2, profile__step_time_p90_over_median=1.3, profile__rank_spread=0.08)
     gains = {r.rule_id: r.gain for r in evaluate(DEFAULT, values).recommendations}
     assert gains["software.mixed_precision"] == pytest.approx(1 / (0.4 + 0.6 / 4) - 1)  # Amdahl
     assert gains["io.data_wait.red"] == pytest.approx(1 / 0.8 - 1)  # the wait removed
-    assert gains["compute.mfu.red"] == pytest.approx(0.75 / 0.25 - 1)  # the job at the GEMM efficiency
+    assert gains["compute.mfu.red"] == pytest.approx(0.75 / 0.25 - 1)  # the job at its own precision's GEMM
     assert gains["scalability.step_jitter"] == pytest.approx(0.3)  # steps at the median, not the p90
     assert gains["scalability.rank_spread"] == pytest.approx(0.08)  # the slowest rank caught up
 
@@ -433,7 +434,7 @@ def test_gains_follow_from_the_measured_figures() -> None:
 def test_recommendations_rank_by_gain_then_severity_with_unquantified_after() -> None:
     values = metrics(profile__comm_fraction=0.3, profile__data_wait_fraction=0.2, profile__optimizer_fraction=0.12,
                      profile__compiled=False, extrapolation___star___fits_memory=False, profile__mfu=0.25,
-                     gemm__best_fraction_of_peak=0.2)
+                     gemm__best_fraction_of_peak=0.2, profile__gemm_fraction_at_precision=0.2)
     result = evaluate(DEFAULT, values)
     order = [r.rule_id for r in result.recommendations]
     assert order[:3] == ["communication.profile.red", "io.data_wait.red", "compute.optimizer"]

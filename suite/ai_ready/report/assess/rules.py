@@ -304,7 +304,8 @@ def _ratio(num: Metric, den: Metric | None) -> tuple[float | None, str]:
     if float(den.value) <= 0:
         return None, f"cannot be derived: {den.label} is {den.text}"
     ratio = float(num.value) / float(den.value)
-    return ratio - 1.0, f"{num.label} ({num.text}) over {den.label} ({den.text}) is {ratio:.2f}×"
+    return ratio - 1.0, (f"{num.label} ({num.text}, from {num.origin}) over {den.label} ({den.text}) is "
+                         f"{ratio:.2f}×")
 
 
 def _amdahl(speedup: Metric, share: Metric) -> tuple[float | None, str]:
