@@ -115,3 +115,59 @@ def test_the_anomalies_group_and_fold_what_is_flagged() -> None:
     assert len(shown) == 15 and triad["shown"]  # the other operation is not hidden by the worse one
     assert shown[0]["value"] == 1.0  # the worst first
     assert sum(len(g["folded"]) for g in found["groups"]) == 31 - 15
+
+
+# --- acceptance on night one ------------------------------------------------------------------------------------
+
+#: The quick suite's GPU entries and the H200 file that answers each (the night's own files were not kept; these
+#: ran the same benchmarks minutes apart on the same GPU).
+REPLAY = {"gemm-gpu": "gemm-quick.json", "memory": "memory.json", "kernels": "kernels.json",
+          "collectives-gpu": "collectives-nccl-1gpu.json"}
+
+
+def _night(gemm_scale: float = 1.0) -> "object":
+    """The quick suite judged on the H200 files, as a first night (no history) on a node detected as h200-sxm."""
+    from ai_ready.accept.history import PastRuns
+    from ai_ready.accept.run import COMPLETE, SKIPPED, BenchmarkRun
+    from ai_ready.accept.suite import Target, load_suite
+    from ai_ready.accept.verdict import judge
+    from ai_ready.catalog import load_catalog
+
+    catalog = load_catalog()
+    suite = load_suite("quick", known_systems=list(catalog.systems), known_accelerators=list(catalog.accelerators))
+    runs = []
+    for spec in suite.benchmarks:
+        if spec.name not in REPLAY:
+            runs.append(BenchmarkRun(spec, SKIPPED, reason="not replayed"))
+            continue
+        records = load_results(H200 / REPLAY[spec.name]).records
+        if spec.name == "collectives-gpu":  # the suite runs in-place all_reduce only (its args); the file has all ops
+            records = [r for r in records if r.params.get("op") == "all_reduce"
+                       and r.params.get("placement") == "in-place"]
+        if spec.name == "gemm-gpu":
+            for r in records:
+                if r.value is not None:
+                    r.value *= gemm_scale
+        runs.append(BenchmarkRun(spec, COMPLETE, records=records))
+    return judge(suite, Target(system="local", partition="", gpu_model="h200-sxm"), runs, PastRuns([], {}), "vm")
+
+
+def test_the_h200_figures_pass_their_references_on_night_one() -> None:
+    verdict = _night()
+    by_name = {c.name: c for c in verdict.cases}
+    for name in ("gemm-gpu-bf16-8192", "gemm-gpu-fp16-8192", "memory-copy", "memory-triad", "memory-d2d-copy",
+                 "kernels-reduce-sum", "kernels-launch-latency"):
+        case = by_name[name]
+        assert case.reference is not None and case.reference.key == "gpu:h200-sxm", name
+        assert case.reference.source, name
+        assert case.outcome == "pass", (name, [f.message for f in case.findings])
+    busbw = by_name["allreduce-gpu-busbw-8M"]
+    assert busbw.outcome == "skipped" and "one rank" in (busbw.skipped_reason or "")
+    assert verdict.passed
+
+
+def test_a_node_with_gemm_20_percent_lower_fails_on_night_one() -> None:
+    verdict = _night(gemm_scale=0.8)
+    failed = {c.name for c in verdict.failed}
+    assert {"gemm-gpu-bf16-8192", "gemm-gpu-fp16-8192"} <= failed
+    assert not verdict.passed

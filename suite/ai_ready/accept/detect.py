@@ -117,6 +117,8 @@ class Reference:
     upper: float | None
     unit: str
     key: str = "*"
+    #: Where the figure comes from (a datasheet, a measured run): shown with the verdict.
+    source: str = ""
 
     def bounds(self) -> tuple[float | None, float | None]:
         low = None if self.lower is None else self.value * (1 + self.lower)
@@ -129,7 +131,11 @@ class Reference:
         return f"{self.value:.4g} {self.unit} ({lower}..{upper}, reference for {self.key})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "lower": self.lower, "upper": self.upper, "unit": self.unit, "key": self.key}
+        out: dict[str, Any] = {"value": self.value, "lower": self.lower, "upper": self.upper, "unit": self.unit,
+                               "key": self.key}
+        if self.source:
+            out["source"] = self.source
+        return out
 
 
 @dataclass

@@ -37,7 +37,7 @@ METRIC_KEYS = ("name", "select")
 METRIC_OPTIONAL_KEYS = ("better", "reference", "outlier_margin", "description")
 SELECT_KEYS = ("case", "metric", "params")
 REFERENCE_KEYS = ("value", "unit")
-REFERENCE_OPTIONAL_KEYS = ("lower", "upper")
+REFERENCE_OPTIONAL_KEYS = ("lower", "upper", "source")
 
 #: The ai-ready commands a suite may run (the rest of each command line comes from `args`).
 COMMANDS = (("bench", "gemm"), ("bench", "memory"), ("bench", "kernels"), ("bench", "collectives"),
@@ -375,8 +375,12 @@ def _reference(data: Any, key: str, where: str) -> Reference:
     if upper is not None and (not _is_number(upper) or upper < 0):
         raise InputError(f"{where}.upper: must be a fraction of at least 0 (e.g. 0.1 for 10% above) or null, "
                          f"got {upper!r}")
+    source = data.get("source", "")
+    if not isinstance(source, str):
+        raise InputError(f"{where}.source: must be text (where the figure comes from), got {source!r}")
     return Reference(value=float(value), lower=None if lower is None else float(lower),
-                     upper=None if upper is None else float(upper), unit=_text(data["unit"], f"{where}.unit"), key=key)
+                     upper=None if upper is None else float(upper), unit=_text(data["unit"], f"{where}.unit"), key=key,
+                     source=" ".join(source.split()))
 
 
 # --------------------------------------------------------------------------- small validators

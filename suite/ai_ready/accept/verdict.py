@@ -21,6 +21,7 @@ from ai_ready.accept.detect import (FAIL, FAILING, MIN_HISTORY_NIGHTS, NOT_CHECK
 from ai_ready.accept.history import PastRuns
 from ai_ready.accept.run import FAILED, SKIPPED as RUN_SKIPPED, BenchmarkRun
 from ai_ready.accept.suite import MetricSpec, Suite, Target
+from ai_ready.meaning import BANDWIDTH_METRICS, COLLECTIVES, SINGLE_RANK, world_size
 from ai_ready.records import Record
 
 SANITY = "sanity"
@@ -193,6 +194,11 @@ def _node_case(spec: MetricSpec, node: str, records: list[Record], reference: Re
     if not ok:
         if not failed:
             case.skipped_reason = "; ".join(sorted({r.reason or "skipped" for r in records}))
+        return case
+    single = [r for r in ok if r.benchmark == COLLECTIVES and r.metric in BANDWIDTH_METRICS
+              and (world_size(r) or 2) < 2]
+    if single and len(single) == len(ok):  # a collective's bandwidth on one rank is 0 by definition: nothing to judge
+        case.skipped_reason = SINGLE_RANK
         return case
     case.value = float(statistics.median(r.value for r in ok if r.value is not None))
     case.samples = tuple(float(s) for r in ok for s in r.samples)

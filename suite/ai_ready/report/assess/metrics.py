@@ -561,7 +561,7 @@ PREFERRED_COLLECTIVE = "all_reduce"
 
 
 def _collective_metrics(data: ReportData) -> list[Metric]:
-    from ai_ready.report.meaning import latencies, not_judgeable
+    from ai_ready.meaning import latencies, not_judgeable
     from ai_ready.report.sections.collectives import COLLECTIVES_BENCHMARK
 
     records = data.entries_for(COLLECTIVES_BENCHMARK)

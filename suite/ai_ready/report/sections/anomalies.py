@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from ai_ready.records import Record
-from ai_ready.report.meaning import latencies, not_judgeable
+from ai_ready.meaning import latencies, not_judgeable
 from ai_ready.report.sections.common import Entry, ReportData, _ceiling, _pct_of_ceiling
 
 #: Benchmarks whose records measure the machine (a profile measures the user's job, not the system).
