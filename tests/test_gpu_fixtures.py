@@ -171,3 +171,35 @@ def test_a_node_with_gemm_20_percent_lower_fails_on_night_one() -> None:
     failed = {c.name for c in verdict.failed}
     assert {"gemm-gpu-bf16-8192", "gemm-gpu-fp16-8192"} <= failed
     assert not verdict.passed
+
+
+def test_chart_labels_keep_the_arrows_their_font_draws() -> None:
+    from ai_ready.report.charts import plain_label
+    assert plain_label("host→device") == "host→device"  # was "host?device"
+    assert plain_label("a $x$ <b>") == "a ?x? ?b?"  # no mathtext, no markup
+
+
+def test_the_full_h200_report_is_a_walkable_page_under_2_mb(h200_inputs: list[Path]) -> None:
+    """Every benchmark, one profile, two extrapolations: under 2 MB, long tables and the run notes folded."""
+    import re
+
+    from ai_ready.report.inputs import load_input
+    from ai_ready.report.render import FOLD_ROWS, build_report
+
+    html = build_report([load_input(p) for p in h200_inputs], sources=[p.name for p in h200_inputs])
+    assert len(html.encode("utf-8")) < 2_000_000
+    assert re.search(r'<section id="overview"[^>]*>.*?<details class="fold fold-section">', html, re.S)
+    # above the appendix and outside folded blocks, no table is longer than FOLD_ROWS unless marked to be read
+    depth, position = 0, 0
+    above = html.split('<section id="part-appendix"', 1)[0]
+    for match in re.finditer(r"<details|</details>|<table[^>]*>.*?</table>", above, re.S):
+        token = match.group(0)
+        if token == "<details":
+            depth += 1
+        elif token == "</details>":
+            depth -= 1
+        elif depth == 0 and "no-fold" not in token.split(">", 1)[0]:
+            body = token.split("<tbody", 1)[-1]
+            assert body.count("<tr") <= FOLD_ROWS, token[:200]
+        position = match.end()
+    assert position > 0

@@ -9,6 +9,7 @@ stylesheet, inlined so the page loads nothing from anywhere.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,8 +37,53 @@ def template_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=format_number, pct=format_percent, sci=format_sci)
+    env.filters.update(num=format_number, pct=format_percent, sci=format_sci, fold_tables=fold_long_tables)
     return env
+
+
+#: A table with more rows than this is folded under a summary line (a closed <details> does not print either, so
+#: the printed report keeps to what a consultant walks through).
+FOLD_ROWS = 8
+#: Benchmark sections whose headline and chart carry the finding: every table under them is folded.
+FOLD_ALL_TABLES = ("gemm", "collectives", "memory", "io", "extrapolation")
+#: Sections read as reference material: folded whole.
+FOLDED_SECTIONS = ("overview",)
+_TABLE_BLOCK = re.compile(r'<div class="table-wrap">\s*(<table\b.*?</table>)\s*</div>', re.S)
+_CAPTION = re.compile(r"<caption>(.*?)</caption>", re.S)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+_HEADING = re.compile(r"<h[45][^>]*>(.*?)</h[45]>", re.S)
+
+
+def _table_name(table: str, before: str) -> str:
+    """The table's caption, else the heading just above it (already escaped page text, tags removed)."""
+    caption = _CAPTION.search(table)
+    if caption:
+        return " ".join(_TAGS.sub("", caption.group(1)).split())
+    headings = _HEADING.findall(before[-3000:])
+    return " ".join(_TAGS.sub("", headings[-1]).split()) if headings else "Table"
+
+
+def fold_long_tables(html: str, section: str = "") -> Markup:
+    """Fold every table of more than FOLD_ROWS body rows (every table of a FOLD_ALL_TABLES section) under a summary
+    line naming it and its size; tables already inside a folded block, or marked ``no-fold``, stay as they are."""
+    limit = 0 if section in FOLD_ALL_TABLES else FOLD_ROWS
+    out, last = [], 0
+    for match in _TABLE_BLOCK.finditer(html):
+        table = match.group(1)
+        body = table.split("<tbody", 1)[1] if "<tbody" in table else table
+        rows = body.count("<tr")
+        before = html[:match.start()]
+        inside_fold = before.count("<details") > before.count("</details>")
+        if rows <= limit or inside_fold or "no-fold" in table.split(">", 1)[0]:
+            continue
+        name = _table_name(table, before)
+        out += [html[last:match.start()], f'<details class="fold fold-table"><summary>{name}: table of {rows} row{"s" if rows != 1 else ""}</summary>',
+                match.group(0), "</details>"]
+        last = match.end()
+    out.append(html[last:])
+    return Markup("".join(out))
 
 
 def _stylesheet(env: jinja2.Environment) -> Markup:
@@ -77,6 +123,7 @@ def build_report(documents: Sequence[ResultDocument], title: str | None = None,
         sources=[str(s) for s in sources] if sources else list(data.labels),
         parts=parts,
         missing=missing,
+        folded_sections=FOLDED_SECTIONS,
         stylesheet=_stylesheet(env),
     )
 

@@ -1,10 +1,11 @@
 """Raw data: the report's inputs, downloadable from the page itself (no server, no network).
 
-Every record goes into one CSV (one row per record: where, figure, spread, ceiling, samples) and each
-input document into its own JSON file, both as ``data:`` links with a ``download`` name. Large inputs
-(collective sweeps hold thousands of samples) would push the page past what mail and tickets accept, so
-the JSON copies are embedded only while they stay under :data:`EMBED_LIMIT_BYTES` together; the CSV
-is always there, and the page says what it left out and where the files are.
+Every record goes into one CSV (one row per record: where, figure, spread and sample count, ceiling) and
+each input document into its own JSON file with its raw samples, both as ``data:`` links with a
+``download`` name. Large inputs (collective sweeps hold thousands of samples) would push the page past what
+mail and tickets accept (2 MB), so the JSON copies are embedded only while they stay under
+:data:`EMBED_LIMIT_BYTES` together; the CSV is always there, and the page says what it left out and where
+the files are (the result files keep every sample).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from ai_ready.records import Record
 from ai_ready.report.sections.common import ReportData, _as_dict, _cv, _pct_of_ceiling
 
 #: Budget for the embedded JSON copies (before base64), so a typical report stays well under 2 MB.
-EMBED_LIMIT_BYTES = 400_000
+EMBED_LIMIT_BYTES = 200_000
 CSV_COLUMNS = ("file", "benchmark", "case", "metric", "unit", "status", "value", "median", "cv", "min", "max",
                "n_samples", "ceiling", "ceiling_label", "pct_of_ceiling", "rank", "host", "device", "reason",
-               "params", "samples")
+               "params")
 
 
 def _row(label: str, r: Record) -> dict[str, Any]:
@@ -33,12 +34,12 @@ def _row(label: str, r: Record) -> dict[str, Any]:
             "min": stats.get("min"), "max": stats.get("max"), "n_samples": len(r.samples or []),
             "ceiling": ceiling.get("value"), "ceiling_label": ceiling.get("label"),
             "pct_of_ceiling": _pct_of_ceiling(r), "rank": r.rank, "host": r.host, "device": r.device,
-            "reason": r.reason or "", "params": json.dumps(r.params or {}, sort_keys=True, default=str),
-            "samples": " ".join(f"{s:.6g}" for s in r.samples or [])}
+            "reason": r.reason or "",
+            "params": json.dumps(r.params or {}, sort_keys=True, separators=(",", ":"), default=str)}
 
 
 def records_csv(data: ReportData) -> str:
-    """All records as CSV text, in input order."""
+    """All records as CSV text, in input order (the raw samples stay in the JSON copies and the result files)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -62,16 +63,16 @@ def build_rawdata(data: ReportData) -> dict[str, Any] | None:
     """None when there is no input at all."""
     if not data.documents:
         return None
-    csv_text = records_csv(data) if data.entries else ""
     files, used, left_out = [], 0, []
     for doc, label in zip(data.documents, data.labels):
-        text = json.dumps(doc.to_dict(), indent=1, default=str)
+        text = json.dumps(doc.to_dict(), separators=(",", ":"), default=str)
         if used + len(text) <= EMBED_LIMIT_BYTES:
             used += len(text)
             files.append({"label": label, "name": _download_name(label, ".json"), "size": len(text),
                           "href": _data_uri(text, "application/json")})
         else:
             left_out.append({"label": label, "size": len(text)})
+    csv_text = records_csv(data) if data.entries else ""
     return {"csv": {"name": "ai-ready-records.csv", "href": _data_uri(csv_text, "text/csv"), "rows": len(data.entries),
                     "size": len(csv_text)} if csv_text else None,
             "files": files, "left_out": left_out, "limit": EMBED_LIMIT_BYTES}
