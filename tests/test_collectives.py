@@ -155,11 +155,28 @@ def test_single_rank_gloo_sweep(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "Avg bus bandwidth" in stdout
     doc = load_results(out)
     assert doc.meta["status"] == "complete" and doc.meta["world_size"] == 1
-    skipped = [r for r in doc.records if r.status == "skipped"]
+    skipped = [r for r in doc.records if r.status == "skipped" and not r.case.startswith("fit-")]
     assert [r.case for r in skipped] == ["all_reduce-out-of-place"]  # torch has no out-of-place all_reduce
+    fits = [r for r in doc.records if r.case.startswith("fit-")]
+    assert fits and all(r.status == "skipped" and "one rank" in (r.reason or "") for r in fits)
     points = [r for r in doc.records if r.metric == "busbw"]
     assert {r.params["bytes"] for r in points} == {8, 64, 512, 4096}
     assert all(r.value == 0.0 for r in points if r.params["op"] == "all_reduce")  # 2(n-1)/n = 0 for n = 1
+
+
+def test_a_one_rank_run_of_every_operation_exits_0_and_says_why(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    """One GPU or one process: operations that need a peer are skipped with the reason, nothing is a failure, and
+    the sweep stops at 64 KiB (only latency means something) unless --max-bytes says otherwise."""
+    out = tmp_path / "c.json"
+    code, _, err = call(capsys, "bench", "collectives", "--backend", "gloo", "--quick", *FAST, "-o", str(out))
+    assert code == 0, err
+    assert "one rank" in err and "only the latency means something" in err
+    doc = load_results(out)
+    assert not [r for r in doc.records if r.status == "failed"]
+    sendrecv = [r for r in doc.records if r.params.get("op") == "sendrecv"]
+    assert sendrecv and all(r.status == "skipped" and "needs a peer" in (r.reason or "") for r in sendrecv)
+    assert max(r.params["bytes"] for r in doc.records if "bytes" in r.params) <= 64 * 1024
 
 
 # --- real 2-rank jobs ----------------------------------------------------------------------------

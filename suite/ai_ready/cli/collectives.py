@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -109,7 +110,7 @@ def bench_collectives(ctx: click.Context, ops: str, backend: str, min_bytes: str
                     min_time_s=base.min_time_s if min_time is None else min_time,
                     min_samples=base.min_samples, max_samples=base.max_samples, min_block_s=base.min_block_s)
     cfg = SweepConfig(ops=op_names, sizes=sizes, placements=_placements(placement), check=check, timeout_s=timeout)
-    _run(backend, dtype_name, cfg, budget, out)
+    _run(backend, dtype_name, cfg, budget, out, max_given=max_bytes is not None)
 
 
 def _backends(name: str, dtype: str, cfg: SweepConfig, cuda: bool, device: str) -> tuple[Comm, list[Any], list[Record]]:
@@ -136,7 +137,12 @@ def _backends(name: str, dtype: str, cfg: SweepConfig, cuda: bool, device: str) 
     return comm, sweeps, skipped
 
 
-def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out: Path) -> None:
+#: A one-rank sweep stops here unless --max-bytes is given: nothing moves between ranks, so only latency means
+#: something (on one H200 the NCCL sweep to 1 GiB took 95 s for bandwidths that are all 0).
+ONE_RANK_MAX_BYTES = 64 * 1024
+
+
+def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out: Path, max_given: bool = False) -> None:
     import torch
 
     environment = detect()
@@ -153,8 +159,15 @@ def _run(backend_choice: str, dtype: str, cfg: SweepConfig, budget: Budget, out:
     if announced > 1 and comm.size != announced:
         raise InputError(f"the launcher announced {announced} ranks but the {comm.name} world has {comm.size}; "
                          "check that mpi4py uses the same MPI as the launcher")
+    if comm.size == 1:
+        if not max_given and max(cfg.sizes) > ONE_RANK_MAX_BYTES:
+            cfg = dataclasses.replace(cfg, sizes=tuple(x for x in cfg.sizes if x <= ONE_RANK_MAX_BYTES) or cfg.sizes[:1])
     hosts = comm.broadcast(comm.gather(socket.gethostname()))
     _check_memory(cfg, sweeps[0][0], hosts)
+    if comm.size == 1:
+        note(f"one rank: collectives move nothing between ranks, so bus bandwidth is 0 by definition and only the "
+             f"latency means something; sizes up to {human_bytes(max(cfg.sizes))}"
+             + ("" if max_given else " (--max-bytes to go further)") + "; run on 2 or more GPUs or nodes for bandwidth")
 
     meta = new_meta(["ai-ready", *sys.argv[1:]], environment)
     meta.update(budget=budget_dict(budget), world_size=comm.size, hosts=hosts)

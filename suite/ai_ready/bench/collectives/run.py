@@ -33,6 +33,12 @@ STRAGGLER_RATIO = 1.10
 US_PER_S = 1e6
 
 
+#: Operations that move data from one rank to another and cannot run alone.
+NEEDS_A_PEER = frozenset({"sendrecv"})
+ONE_RANK_FIT = ("one rank: nothing moves between ranks, so there is no bandwidth to fit; the time at the smallest "
+                "size is the call's latency")
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     ops: tuple[str, ...]
@@ -100,15 +106,22 @@ class Sweep:
                 out.append(Point(op, placement, count, op.bytes_for(count, type_size)))
         return out
 
+    def _why_not(self, op: Collective, placement: str) -> str | None:
+        """Why (op, placement) is not measured here: the backend lacks it, or it needs a peer and there is none."""
+        if op.name in NEEDS_A_PEER and self.comm.size < 2:
+            return (f"{op.name} needs a peer and this run has one rank; run `ai-ready bench collectives` on 2 or more "
+                    "ranks (GPUs or nodes)")
+        return self.backend.unsupported(op, placement)
+
     def total_steps(self) -> int:
         return sum(len(self.points(COLLECTIVES[o], p)) for o in self.cfg.ops for p in self.cfg.placements
-                   if self.backend.unsupported(COLLECTIVES[o], p) is None)
+                   if self._why_not(COLLECTIVES[o], p) is None)
 
     def run(self) -> None:
         for name in self.cfg.ops:
             op = COLLECTIVES[name]
             for placement in self.cfg.placements:
-                reason = self.backend.unsupported(op, placement)
+                reason = self._why_not(op, placement)
                 if reason is not None:
                     if self.comm.rank == 0:
                         self._add([self._record(case=f"{op.name}-{placement}", params=self.params(op, placement),
@@ -235,6 +248,9 @@ class Sweep:
             return []
         case = f"fit-{op.name}-{placement}"
         base = self.params(op, placement, model="t = alpha + S/beta")
+        if self.comm.size < 2:  # nothing moves between ranks: the time is the call's overhead at every size
+            return [self._record(case=case, params=dict(base, points=len(points)), metric=m, unit=u, status="skipped",
+                                 reason=ONE_RANK_FIT) for m, u in (("alpha", "us"), ("beta", "GB/s"))]
         try:
             fit = fit_alpha_beta([p[0] for p in points], [p[1] for p in points])
         except FitError as exc:
