@@ -88,3 +88,14 @@ def test_image_files_and_rank_shards(tmp_path: Path) -> None:
         shards = [sorted(i for batch in data.loader(torch.utils.data.TensorDataset(torch.arange(40)), 5, 0, 0, r, 2)
                          for i in batch[0].tolist()) for r in range(2)]
         assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == 20
+
+
+def test_every_preset_runs_one_schedule_shape_with_a_width_scaled_peak() -> None:
+    from ai_ready.train.schedule import FLOOR, peak_rate, rate_factor
+    factors = [rate_factor(step, 23) for step in range(23)]
+    warmup = factors.index(max(factors))
+    assert 0 < factors[0] < 1 and warmup >= 1 and max(factors) == 1.0  # linear warm-up to the peak
+    assert all(a >= b for a, b in zip(factors[warmup:], factors[warmup + 1:]))  # then only down
+    assert factors[-1] == pytest.approx(FLOOR)
+    assert peak_rate(3e-3, 64) == 3e-3 and peak_rate(3e-3, 1792) == pytest.approx(3e-3 * 256 / 1792)
+    assert peak_rate(1e-3, None) == 1e-3

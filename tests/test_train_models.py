@@ -325,3 +325,16 @@ def test_expert_parallel_needs_divisible_experts(monkeypatch) -> None:
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 3)  # no communication happens
     with pytest.raises(InputError, match=r"experts \(4\) must be a multiple of the expert-parallel size \(3\)"):
         MoE(PRESETS["moe"]["tiny"], ep_group=object())  # type: ignore[arg-type]
+
+
+def test_the_1b_preset_fits_the_gpu_it_is_documented_for() -> None:
+    """Planned from the peak measured on an H200 (batch 8: 104.8 GB): the preset's batch fits 90% of 80 GB."""
+    from ai_ready.train.presets import MEMORY_PLAN
+
+    plan = MEMORY_PLAN[("gpt", "1b")]
+    config = PRESETS["gpt"]["1b"]
+    assert plan.peak_gb(8) == pytest.approx(104.8)  # reproduces the measurement it comes from
+    assert config.batch == plan.batch()
+    assert plan.peak_gb(config.batch) <= plan.usable * plan.device_gb
+    assert plan.peak_gb(config.batch * 2) > plan.usable * plan.device_gb  # the largest batch that fits
+    assert gpt_step_flops(config).params == plan.parameters

@@ -23,6 +23,7 @@ from ai_ready.env.detect import detect
 from ai_ready.errors import InputError
 from ai_ready.records import Record, new_meta
 from ai_ready.train import data, flops, models, presets
+from ai_ready.train.schedule import peak_rate, rate_factor
 from ai_ready.train.loop import train_steps
 from ai_ready.cli.launch import mpiexec_argv, relaunch, setup_torch
 from ai_ready.measure.comm import SingleComm, launched_world_size
@@ -212,9 +213,13 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
         if compile_model:
             model = torch.compile(model)
             spec.compile = True
-        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE[arch])
+        peak = peak_rate(LEARNING_RATE[arch], getattr(cfg, "hidden", None))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=peak)
+        total_steps = warmup_steps + steps
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rate_factor(step, total_steps))
         try:
-            log = train_steps(model, loader, loss_fn, optimizer, steps, warmup_steps, torch_device, precision)
+            log = train_steps(model, loader, loss_fn, optimizer, steps, warmup_steps, torch_device, precision,
+                              schedule=schedule)
         except torch.OutOfMemoryError as exc:
             raise InputError(f"out of memory training {arch} --preset {preset} with batch {cfg.batch}: "
                              f"{str(exc).splitlines()[0]}; accepted: a smaller model or batch") from None

@@ -54,8 +54,10 @@ def autocast_for(device: str, precision: str) -> contextlib.AbstractContextManag
 
 def train_steps(model: torch.nn.Module, loader: Any, loss_fn: Callable[[Any, Any], torch.Tensor],
                 optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int, device: str,
-                precision: str = "fp32", clock: Callable[[], float] = time.perf_counter) -> StepLog:
-    """Run warm-up then timed steps; returns the per-phase times of the timed steps."""
+                precision: str = "fp32", clock: Callable[[], float] = time.perf_counter,
+                schedule: Any = None) -> StepLog:
+    """Run warm-up then timed steps; returns the per-phase times of the timed steps. ``schedule`` (a torch LR
+    scheduler) steps after every optimizer step, outside the timed phases."""
     sync: Callable[[], None] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.startswith("cuda") else None
     batches = _batches(loader)
@@ -82,6 +84,8 @@ def train_steps(model: torch.nn.Module, loader: Any, loss_fn: Callable[[Any, Any
             optimizer.step()
         sync()
         t4 = clock()
+        if schedule is not None:
+            schedule.step()
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss became {value} at step {step}: the run diverged")
