@@ -33,6 +33,6 @@ def rate_factor(step: int, total: int) -> float:
     warmup = max(1, round(WARMUP_SHARE * total))
     if step < warmup:
         return (step + 1) / warmup
-    span = max(1, total - warmup)
+    span = max(1, total - warmup - 1)  # the last step runs at FLOOR
     progress = min(1.0, (step - warmup) / span)
     return FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
