@@ -203,3 +203,41 @@ def test_the_full_h200_report_is_a_walkable_page_under_2_mb(h200_inputs: list[Pa
             assert body.count("<tr") <= FOLD_ROWS, token[:200]
         position = match.end()
     assert position > 0
+
+
+# --- benchmarks/gpu_check.sh ------------------------------------------------------------------------------------
+
+GPU_CHECK = Path(__file__).parent.parent / "benchmarks" / "gpu_check.sh"
+
+
+def test_the_gpu_check_parses_and_its_dry_run_lists_every_gpu_path() -> None:
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True).returncode == 0
+    done = subprocess.run(["bash", str(GPU_CHECK), "--dry-run", "--out", "somewhere"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for step in ("gemm ", "gemm-fidelity", "memory", "kernels", "collectives-nccl", "train-gpt-1b",
+                 "train-moe-medium", "train-cnn-medium", "profile-myjob", "accept-quick", "report"):
+        assert step in done.stdout, step
+    assert "gpu_check_summary.py somewhere" in done.stdout
+    bad = subprocess.run(["bash", str(GPU_CHECK), "--budget", "soon"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--budget" in bad.stderr
+
+
+def test_the_gpu_check_table_holds_the_h200_run_to_this_issues_bounds(tmp_path: Path) -> None:
+    """The H200 run of 2026-12-04 as gpu_check.sh would have filed it: its 1b preset did not fit 80 GB, its loss
+    rose and its bias+GELU reached 69% of the copy: each a FAIL in the table, exit 1."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(H200 / "kernels.json", tmp_path / "kernels.json")
+    shutil.copy(H200 / "train-gpt-1b-bf16.json", tmp_path / "train-gpt-1b.json")
+    (tmp_path / "steps.tsv").write_text("kernels\texit 0\t5s\ntrain-gpt-1b\texit 0\t60s\n"
+                                        "accept-quick\tskipped\tneeds the Python package sqlalchemy\n")
+    done = subprocess.run([sys.executable, str(GPU_CHECK.parent / "gpu_check_summary.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "does not fit 80 GB" in done.stdout and "loss did not fall" not in done.stdout.split("train-gpt-1b")[0]
+    assert "below 85% of the copy" in done.stdout and "skipped: needs the Python package sqlalchemy" in done.stdout
