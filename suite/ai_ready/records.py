@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ai_ready import __version__
 from ai_ready.errors import InputError
-from ai_ready.fileio import atomic_write_text
+from ai_ready.fileio import WriteFailed, atomic_write_text
 from ai_ready.measure.stats import noise_warning, summarize
 
 SCHEMA = "ai-ready/results"
@@ -110,10 +113,40 @@ class ResultDocument:
             "records": [r.to_dict() for r in self.records],
         }
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default) + "\n"
+
     def save(self, path: str | Path) -> Path:
-        """Write atomically: readers see the previous document or this one, never half of it."""
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default)
-        return atomic_write_text(path, text + "\n")
+        """Write atomically: readers see the previous document or this one, never half of it. A refusal of
+        the system (a full disk) is a WriteFailed naming the result file."""
+        return atomic_write_text(path, self.to_json(), what="result file")
+
+
+def keep_unsaved(document: ResultDocument, failure: WriteFailed) -> WriteFailed:
+    """Keep what a document whose file could not be written measured: a new file in the temporary folder
+    ($TMPDIR, usually another file system than the results), else JSON on stdout. Returns the failure
+    saying where the records went, for its one error line."""
+    if not document.records:
+        return failure
+    text = document.to_json()
+    count = f"the {len(document.records)} finished record(s)"
+    try:
+        kept = f"{count} are kept in {_rescue_file(text, Path(failure.filename).stem)}"
+    except OSError as exc:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError:
+            kept = f"{count} are lost: the temporary folder and stdout could not be written either"
+        else:
+            kept = (f"{count} are printed on stdout as JSON (the temporary folder {tempfile.gettempdir()} "
+                    f"failed too: {exc.strerror})")
+    return WriteFailed(failure.what, failure.filename, failure, kept)
+
+
+def _rescue_file(text: str, stem: str) -> Path:
+    name = f"ai-ready-{stem}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.json"
+    return atomic_write_text(Path(tempfile.gettempdir()) / name, text, what="rescue copy")
 
 
 def new_meta(command: Sequence[str] | None = None, environment: dict[str, Any] | None = None) -> dict[str, Any]:

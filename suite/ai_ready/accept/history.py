@@ -6,7 +6,8 @@ nothing behind and readers never see half a run. SQLite writers take the write l
 transaction begins (``BEGIN IMMEDIATE``) and wait up to :data:`SQLITE_BUSY_TIMEOUT_S` for it, so two
 runs finishing at once are written one after the other and both land. The rollback journal is kept
 (not WAL) because WAL needs shared memory that network file systems, where such files often live, do
-not provide. PostgreSQL serialises schema creation with an advisory lock.
+not provide. PostgreSQL serialises schema creation with an advisory lock. Opening for writing inserts a row
+and rolls it back, so a history that cannot be written is refused before a suite is measured, not after.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ INSERT_BATCH = 500
 #: the writer sleeps inside its open transaction, so a test can kill it mid-write.
 PAUSE_ENV = "AI_READY_TEST_PAUSE_MID_WRITE"
 PAUSE_S = 600.0
+#: The schema version the write check inserts and rolls back; no real version is ever negative.
+PROBE_VERSION = -1
 #: Advisory-lock key serialising schema creation on PostgreSQL ("AIRA" in ASCII).
 PG_SCHEMA_LOCK = 0x41495241
 DEFAULT_URL = "sqlite:///reports/accept-history.sqlite"
@@ -105,8 +108,9 @@ baselines = Table(
 
 # --------------------------------------------------------------------------- opening
 
-def open_history(url: str) -> Engine:
-    """An engine on `url` with the tables in place; every problem is one InputError line (exit 2)."""
+def open_history(url: str, write: bool = True) -> Engine:
+    """An engine on `url` with the tables in place, checked writable unless only `write=False` reading is
+    wanted; every problem is one InputError line (exit 2), found before anything is measured."""
     engine = _engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
@@ -123,7 +127,23 @@ def open_history(url: str) -> Engine:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise InputError(f"--db {shown}: cannot open the history database: {_one_line(exc)}") from None
+    if write:
+        _check_writable(engine, shown)
     return engine
+
+
+def _check_writable(engine: Engine, shown: str) -> None:
+    """Insert a row and roll it back: a read-only file or folder, role or server refuses it now, not when the
+    run is stored after the whole suite has run (opening and reading succeed on all of them)."""
+    try:
+        with engine.connect() as conn:
+            conn.begin()
+            conn.execute(insert(schema_table), {"version": PROBE_VERSION})
+            conn.rollback()
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise InputError(f"--db {shown}: the history database is not writable by this user: {_one_line(exc)}; "
+                         "accepted: a database this user may write (for SQLite, its file and its folder)") from None
 
 
 def _engine(url: str) -> Engine:

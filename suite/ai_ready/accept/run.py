@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import ai_ready
+from ai_ready import proctree
 from ai_ready.accept.suite import BenchmarkSpec, Suite, Target
-from ai_ready.bench.io.scratch import Terminated
 from ai_ready.errors import InputError
 from ai_ready.records import Record, load_results
 
@@ -49,10 +47,12 @@ class BenchmarkRun:
 
 
 def run_suite(suite: Suite, target: Target, device_kind: str, results_dir: Path, scratch_root: Path,
-              note: Callable[[str], None] = lambda _: None) -> list[BenchmarkRun]:
-    """Every benchmark of `suite` in order; `device_kind` is "cuda" or "cpu" (entries for others are skipped)."""
+              note: Callable[[str], None] = lambda _: None,
+              done: list[BenchmarkRun] | None = None) -> list[BenchmarkRun]:
+    """Every benchmark of `suite` in order; `device_kind` is "cuda" or "cpu" (entries for others are skipped).
+    Each finished benchmark is appended to `done` (when given) at once, so a stopped run knows what finished."""
     launcher = suite.launcher_for(target)
-    out = []
+    out: list[BenchmarkRun] = [] if done is None else done
     for spec in suite.benchmarks:
         if device_kind not in spec.devices:
             reason = ("needs a CUDA GPU and none is visible here" if spec.devices == ("cuda",)
@@ -115,49 +115,14 @@ def _execute(spec: BenchmarkSpec, launcher: tuple[str, ...], results_dir: Path, 
 
 
 def _wait(argv: list[str], log: object, cwd: Path, timeout_s: float) -> int:
-    """Run `argv` in its own process group; on timeout, Ctrl-C or SIGTERM end the whole group."""
+    """Run `argv` as its own process tree; a timeout or a stop signal to the acceptance run (a batch job's
+    time limit, Ctrl-C) stops the whole tree first: the stop signal is forwarded, the benchmark removes its
+    scratch files and saves what it measured, SIGKILL follows after the grace period."""
     env = dict(os.environ)
     package_parent = str(Path(ai_ready.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-    with _terminate_on_sigterm():
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                env=env, start_new_session=True)
-        try:
-            return proc.wait(timeout=timeout_s)
-        except BaseException:
-            _stop(proc)
-            raise
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the benchmark's process group (it cleans up), SIGKILL if it does not end in time."""
-    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, TERMINATE_GRACE_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
-    """A SIGTERM to the acceptance run (a batch job's time limit) also ends the benchmark it is waiting on."""
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return proctree.run(argv, timeout_s=timeout_s, grace_s=TERMINATE_GRACE_S, stdout=log, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, cwd=cwd, env=env)
 
 
 def _read(output: Path) -> tuple[list[Record], str | None]:

@@ -2,7 +2,9 @@
 
 After every case rank 0 rewrites the result file atomically, so a crash, a
 kill or Ctrl-C later in the run loses nothing already measured; the
-document's ``meta.status`` says whether the run completed. A case that raises
+document's ``meta.status`` says whether the run completed. When the file
+cannot be written (a full disk), the run stops and what it measured is kept
+in the temporary folder or printed (records.keep_unsaved). A case that raises
 becomes a failed record with the reason and the run goes on.
 """
 
@@ -18,7 +20,9 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ai_ready.bench.context import BenchContext
 from ai_ready.measure.harness import budget_dict
-from ai_ready.records import Record, ResultDocument, new_meta, utc_now
+from ai_ready.fileio import WriteFailed
+from ai_ready.records import Record, ResultDocument, keep_unsaved, new_meta, utc_now
+from ai_ready.stop import Stopped, reraise_if_stopping
 
 C = TypeVar("C")
 
@@ -50,9 +54,14 @@ class ResultSink:
             self._last_save = now
 
     def finish(self, status: str) -> None:
+        """Save the final status. When the file cannot be written (a periodic save that failed ends the run
+        here too), the records measured so far are kept elsewhere and the WriteFailed says where."""
         self.document.meta["status"] = status
         self.document.meta["finished"] = utc_now()
-        self._save()
+        try:
+            self._save()
+        except WriteFailed as exc:
+            raise keep_unsaved(self.document, exc) from exc
 
     def _save(self) -> None:
         if self.path is not None:
@@ -61,13 +70,17 @@ class ResultSink:
 
 @contextlib.contextmanager
 def finishing(sink: ResultSink | None) -> Iterator[None]:
-    """Save the run's final status however it ends: complete, interrupted (Ctrl-C) or failed."""
+    """Save the run's final status however it ends: complete, interrupted (Ctrl-C), stopped (SIGTERM, SIGHUP)
+    or failed."""
     status = "failed"
     try:
         yield
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
+        raise
+    except Stopped:
+        status = "stopped"
         raise
     finally:
         if sink is not None:
@@ -109,6 +122,7 @@ def run_cases(
                 try:
                     records = run_one(case, ctx)
                 except Exception as exc:  # one case failing must not lose the others
+                    reraise_if_stopping(exc)  # a signal is never a failed case
                     if debug:
                         traceback.print_exc(file=sys.stderr)
                     reason = f"{type(exc).__name__}: {exc}"

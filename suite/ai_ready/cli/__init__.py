@@ -14,8 +14,9 @@ import click
 from click.utils import make_default_short_help
 
 from ai_ready import __version__
+from ai_ready import stop
 from ai_ready.errors import InputError
-from ai_ready.bench.io.scratch import Terminated
+from ai_ready.fileio import WriteFailed
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -110,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    stop.reset()
     try:
-        code = cli.main(args=args, prog_name="ai-ready", standalone_mode=False)
+        with stop.stop_on_signals():  # SIGTERM, SIGINT, SIGHUP unwind: every finally runs, children are stopped
+            code = cli.main(args=args, prog_name="ai-ready", standalone_mode=False)
     except _NO_ARGS_IS_HELP as exc:  # `ai-ready bench` alone: show its help
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         code = 0
@@ -130,14 +133,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("ai-ready: interrupted; finished results were kept", err=True)
         code = EXIT_INTERRUPTED
-    except Terminated:
-        click.echo("ai-ready: terminated (SIGTERM); finished results were kept, scratch files removed", err=True)
-        code = Terminated.exit_code
+    except stop.Stopped as exc:
+        click.echo(f"ai-ready: stopped by {stop.signal_name(exc.signum)}; finished results were kept, scratch files "
+                   "removed", err=True)
+        code = exc.exit_code
     except click.ClickException as exc:
         if debug:
             raise
         click.echo(f"ai-ready: error: {_one_line(exc.format_message())}", err=True)
         code = exc.exit_code
+    except WriteFailed as exc:  # a full disk, a quota, a vanished folder: which file, and what was kept instead
+        if debug:
+            raise
+        click.echo(f"ai-ready: error: {_one_line(str(exc))}", err=True)
+        code = EXIT_INTERNAL
     except Exception as exc:
         if debug:
             raise

@@ -6,8 +6,11 @@
 
 Runs the suite's benchmarks, judges every metric on every node (reference, history, change point,
 fleet outliers), stores the run in the history database, and writes JUnit XML, a Prometheus text file
-and an HTML trend report. Exit 0 when everything passes, 1 on a failure, regression or outlier, 2 on
-a usage or setup error (bad suite, database URL or system; one line, no traceback).
+and an HTML trend report. Exit 0 when everything passes, 1 on a failure, regression or outlier or an
+output the system refused to write (a full disk; one line naming the file), 2 on a usage or setup error (bad
+suite, database URL or system, a history database or output place that cannot be written; one line, no
+traceback), found before anything is measured. A --results folder holding an earlier run's files is never
+overwritten: the run goes into a new subfolder named after its start.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from click.core import ParameterSource
 from ai_ready import __version__
 from ai_ready.cli.console import is_quiet, note, print_table
 from ai_ready.errors import InputError
-from ai_ready.fileio import atomic_write_text, ensure_writable_dir
+from ai_ready.fileio import atomic_write_text, check_writable_file, ensure_writable_dir, write_errors
+from ai_ready.stop import Stopped, deferred, received
+from ai_ready.stop import signal_name as stop_signal_name
 
 EXIT_FAILED = 1
 DEFAULT_OUTPUT_DIR = Path("reports")
@@ -54,7 +59,9 @@ RUN_OPTIONS = ("system_name", "suite_choice", "db", "junit", "report", "baseline
 @click.option("--prometheus", type=click.Path(path_type=Path), metavar="FILE.prom",
               help="Prometheus text file for dashboards [default: accept.prom in the results folder].")
 @click.option("--results", type=click.Path(path_type=Path), metavar="DIR",
-              help="Folder for the benchmarks' result files and logs [default: reports/accept-SYSTEM-TIME].")
+              help="Folder for the benchmarks' result files and logs. An earlier run's files in it are never "
+                   "overwritten: a fixed --results (a nightly job) gets each later run in a new subfolder named "
+                   "after its start, DIR/YYYYMMDD-HHMMSS [default: reports/accept-SYSTEM-TIME].")
 @click.pass_context
 def accept(ctx: click.Context, system_name: str | None, suite_choice: str, db: str | None, junit: Path | None,
            report: Path | None, baseline: str | None, prometheus: Path | None, results: Path | None) -> None:
@@ -121,7 +128,8 @@ def run_acceptance(system_name: str, suite_choice: str, db: str | None, junit: P
 
 def _prepare(system_name: str, suite_choice: str, db: str | None, baseline: str | None, results: Path | None,
              outputs: tuple[Path | None, Path | None, Path | None]) -> _Run:
-    """Check every input (outputs, system, suite, database, baseline, results folder), in that order."""
+    """Check every input (outputs, system, suite, database opened for writing, baseline, results folder), in
+    that order, so a problem with any of them is found before anything is measured."""
     from ai_ready.accept.history import open_history
     from ai_ready.env.detect import detect
 
@@ -133,7 +141,7 @@ def _prepare(system_name: str, suite_choice: str, db: str | None, baseline: str 
     engine = open_history(db or _default_db())
     try:
         references = _baseline_references(baseline, engine, target) if baseline else None
-        results_dir = _results_dir(results, target.system, started)
+        results_dir = _results_dir(results, suite, target.system, started)
     except BaseException:
         engine.dispose()
         raise
@@ -148,10 +156,33 @@ def _measure(run: _Run) -> list[Any]:
     kind = "cuda" if (run.environment.get("device") or {}).get("kind") == "cuda" else "cpu"
     note(f"accept: {run.target.label()} with suite {run.suite.name} ({len(run.suite.benchmarks)} benchmarks); "
          f"results in {run.results_dir}")
+    done: list[Any] = []
     try:
-        return run_suite(run.suite, run.target, kind, run.results_dir, scratch_root, note)
+        return run_suite(run.suite, run.target, kind, run.results_dir, scratch_root, note, done)
+    except (Stopped, KeyboardInterrupt):
+        with deferred():
+            _write_stopped(run, done)
+        raise
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _write_stopped(run: _Run, done: list[Any]) -> None:
+    """A run stopped part-way (a batch time limit, Ctrl-C): the summary says so and which benchmarks finished,
+    whose result files stay in the results folder. The night is neither judged nor stored in the history: a
+    partial night would read as missing metrics, and a baseline drawn from it would be skewed."""
+    signal_name = stop_signal_name(received() or 2)
+    summary = {"system": run.target.label(), "suite": run.suite.name, "outcome": "stopped", "stopped_by": signal_name,
+               "started": run.started.isoformat(timespec="seconds"),
+               "benchmarks": [{"name": r.spec.name, "status": r.status, "reason": r.reason,
+                               "seconds": round(r.seconds, 3),
+                               "result_file": str(r.result_file) if r.result_file else None} for r in done],
+               "stored_in_history": False}
+    path = atomic_write_text(run.results_dir / SUMMARY_FILE, json.dumps(summary, indent=1, default=str) + "\n",
+                             what="run summary")
+    click.echo(f"accept: stopped by {signal_name} after {len(done)} of {len(run.suite.benchmarks)} benchmarks; "
+               f"their files are in {run.results_dir} ({path.name}); the night is not judged and not stored in "
+               "the history", err=True)
 
 
 def _judge(run: _Run, benchmarks: list[Any], baseline: str | None) -> tuple[Any, Any]:
@@ -179,8 +210,10 @@ def _write_report(run: _Run, verdict: Any, uid: str, report: Path) -> None:
     history = load_past(run.engine, run.target.system, run.target.partition, run.suite.name, TREND_NIGHTS,
                         before_uid=uid)
     descriptions = {m.name: m.description for m in run.suite.metrics()}
-    write_trend(report, build_trend(verdict, history, run.target.label(), run.suite.name, describe_url(run.engine),
-                                    str(run.results_dir), descriptions))
+    page = build_trend(verdict, history, run.target.label(), run.suite.name, describe_url(run.engine),
+                       str(run.results_dir), descriptions)
+    with write_errors("report", report):
+        write_trend(report, page)
 
 
 def _target_and_suite(system_name: str, suite_choice: str, environment: dict[str, Any]) -> tuple[Any, Any]:
@@ -209,18 +242,44 @@ def _target_and_suite(system_name: str, suite_choice: str, environment: dict[str
 
 
 def _check_output(option: str, path: Path | None) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise InputError(f"{option} {path}: is a folder; accepted: a file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
-        raise InputError(f"{option} {path}: cannot write into '{parent}'")
+    if path is not None:
+        check_writable_file(path, option)
 
 
-def _results_dir(results: Path | None, system: str, started: datetime) -> Path:
-    folder = (results or DEFAULT_OUTPUT_DIR / f"accept-{system}-{started.astimezone():%Y%m%d-%H%M%S}").absolute()
-    return ensure_writable_dir(folder, option="--results")
+def _results_dir(results: Path | None, suite: Any, system: str, started: datetime) -> Path:
+    """A folder this run has to itself, so the files an earlier run stored in the history still hold that run:
+    --results as given unless it holds an earlier run's files, then a new subfolder named after this run's
+    start; without --results, a new reports/accept-SYSTEM-TIME."""
+    stamp = f"{started.astimezone():%Y%m%d-%H%M%S}"
+    if results is None:
+        return _new_folder(DEFAULT_OUTPUT_DIR.absolute(), f"accept-{system}-{stamp}")
+    folder = ensure_writable_dir(results.absolute(), option="--results")
+    earlier = sorted(name for name in _run_files(suite) if (folder / name).exists())
+    if not earlier:
+        return folder
+    fresh = _new_folder(folder, stamp)
+    note(f"accept: --results {folder} holds an earlier run ({', '.join(earlier)}); this run writes into {fresh}")
+    return fresh
+
+
+def _run_files(suite: Any) -> set[str]:
+    """The files a run writes straight into its results folder."""
+    return {SUMMARY_FILE, PROMETHEUS_FILE} | {f"{b.name}{ext}" for b in suite.benchmarks for ext in (".json", ".log")}
+
+
+def _new_folder(parent: Path, name: str) -> Path:
+    """parent/name, else name-2, name-3, ...: created here, so no other run (even one started in the same
+    second) shares it."""
+    ensure_writable_dir(parent, option="--results")
+    attempt = 1
+    while True:
+        folder = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        with write_errors("results folder", folder):
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                attempt += 1
 
 
 def _scratch_root(configured: Path | None, results_dir: Path) -> Path:
@@ -280,12 +339,16 @@ def _write_outputs(verdict: Any, row: Any, suite: Any, target: Any, runs: list[A
                       "nodes": ",".join(row.nodes), "started": row.started.isoformat(timespec="seconds"),
                       "ai_ready": __version__, "run_uid": row.uid}
         seconds = {r.spec.name: r.seconds for r in runs}
-        write_junit(junit, build_junit(verdict, suite.name, target.label(), properties, seconds))
-    write_prometheus(prometheus, verdict, target.label(), suite.name, row.finished)
+        document = build_junit(verdict, suite.name, target.label(), properties, seconds)
+        with write_errors("JUnit file", junit):
+            write_junit(junit, document)
+    with write_errors("Prometheus file", prometheus):
+        write_prometheus(prometheus, verdict, target.label(), suite.name, row.finished)
     summary = {"system": target.label(), "suite": suite.name, "run_uid": row.uid, "outcome": row.outcome,
                "started": row.started.isoformat(timespec="seconds"), "nodes": row.nodes,
                "counts": verdict.counts(), "cases": row.verdicts, "benchmarks": row.meta["benchmarks"]}
-    atomic_write_text(results_dir / SUMMARY_FILE, json.dumps(summary, indent=1, default=str) + "\n")
+    atomic_write_text(results_dir / SUMMARY_FILE, json.dumps(summary, indent=1, default=str) + "\n",
+                      what="run summary")
 
 
 def _summarise(verdict: Any, system: str, suite: str, junit: Path | None, report: Path | None,
@@ -336,7 +399,7 @@ def accept_baseline(db: str, system_name: str, nights: int, suite_choice: str, o
         raise InputError(f"--name {name}: accepted: letters, digits, '.', '_' and '-'")
     _check_output("-o", output)
     target, suite = _target_and_suite(system_name, suite_choice, {})
-    engine = open_history(db)
+    engine = open_history(db, write=name is not None)
     try:
         past = load_past(engine, target.system, target.partition, suite.name, lookback(nights))
         if not past.runs:
@@ -357,7 +420,7 @@ def accept_baseline(db: str, system_name: str, nights: int, suite_choice: str, o
     for line in notes:
         note(f"baseline: {line}")
     if output is not None:
-        atomic_write_text(output, text)
+        atomic_write_text(output, text, what="baseline file")
         note(f"baseline: {len(document['references'])} references from up to {nights} good nights: {output}"
              + (f" (stored in the database as '{name}')" if name else ""))
     elif name is not None:

@@ -11,12 +11,12 @@ import datetime
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
+from ai_ready import proctree
 from ai_ready.cli.console import note
 from ai_ready.errors import InputError
 from ai_ready.measure.comm import Comm, MPIComm, SingleComm, TorchComm, launched_world_size
@@ -34,7 +34,7 @@ def relaunch(ctx: click.Context, ranks: int, out: Path) -> None:
                          "drop --ranks or the launcher")
     argv = mpiexec_argv(ctx, ranks, out)
     note(f"starting {ranks} ranks: {' '.join(argv[:3])} ...")
-    raise SystemExit(subprocess.run(argv, check=False).returncode)
+    raise SystemExit(proctree.run(argv))  # a stop signal here is forwarded to every rank first
 
 
 def mpiexec_argv(ctx: click.Context, ranks: int, out: Path, skip: tuple[str, ...] = ("ranks", "output")) -> list[str]:

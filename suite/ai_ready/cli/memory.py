@@ -18,6 +18,7 @@ from ai_ready.env.detect import detect
 from ai_ready.errors import InputError
 from ai_ready.measure.comm import world_comm
 from ai_ready.records import Record, ResultDocument
+from ai_ready.stop import reraise_if_stopping
 
 UNIT = "GB/s"
 #: Bytes per array when --size is not given (raised to the last-level cache size where that is larger).
@@ -133,6 +134,7 @@ def _cupy_or_reason() -> tuple[Any, str | None]:
     except ImportError:
         return None, "CuPy is not installed: pip install 'ai-ready[cuda12]' (or [cuda13]) to run ai-ready's kernels"
     except Exception as exc:  # CuPy present but no usable device or driver
+        reraise_if_stopping(exc)
         return None, f"CuPy cannot use the GPU: {exc}"
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ai_ready import stop
 from ai_ready.bench.ceiling import mfu_peak_label
 from ai_ready.cli.bench import DEFAULT_OUTPUT_DIR
 from ai_ready.cli.console import is_quiet, note, print_table
@@ -86,21 +87,25 @@ def profile(ctx: click.Context, directory: Path, command: tuple[str, ...], outpu
     note(f"profiling {spec.name}: {' '.join(spec.command)} ({spec.launcher}, {spec.nproc} rank(s)); "
          f"{spec.profile.warmup_steps} warm-up + {spec.profile.steps} steps, timeout {spec.profile.timeout_s:g} s")
     outcome = run_job(spec, rank_dir, run_to_completion=run_to_completion, quiet=quiet)
-    environment = detect()
-    precision = merge.precision_of(outcome.ranks[0]) if outcome.ranks else "fp32"
-    ceiling = peak_ceiling(catalog, catalog.system("local", environment), precision)
-    document = merge.build_document(spec, outcome, new_meta(["ai-ready", *sys.argv[1:]], environment), ceiling)
-    if extrapolate:
-        _extrapolate(document, catalog, systems)
-    result_path = document.save(job_dir / "profile.json")
-    report_path = output_dir / f"{_slug(spec.name)}.html"
-    from ai_ready.report import write_report
+    with stop.deferred():  # a stop signal now waits until what was measured is written
+        environment = detect()
+        precision = merge.precision_of(outcome.ranks[0]) if outcome.ranks else "fp32"
+        ceiling = peak_ceiling(catalog, catalog.system("local", environment), precision)
+        document = merge.build_document(spec, outcome, new_meta(["ai-ready", *sys.argv[1:]], environment), ceiling)
+        if extrapolate:
+            _extrapolate(document, catalog, systems)
+        result_path = document.save(job_dir / "profile.json")
+        report_path = output_dir / f"{_slug(spec.name)}.html"
+        from ai_ready.report import write_report
 
-    write_report([document], report_path, title=f"ai-ready profile: {spec.name}", sources=[str(result_path)])
+        write_report([document], report_path, title=f"ai-ready profile: {spec.name}", sources=[str(result_path)])
     _summarise(document, outcome.status, outcome.reason, outcome.stderr_tail)
     _summarise_extrapolation(document)
     note(f"profile: {result_path}")
     note(f"report: {report_path}")
+    signum = stop.received()
+    if signum is not None:  # the job was stopped with ai-ready: exit as the signal says (143, 130, 129)
+        raise stop.stop_exception(signum)
     if outcome.status != "complete":
         raise SystemExit(EXIT_PROFILE_FAILED)
 
@@ -123,6 +128,7 @@ def _extrapolate(document: ResultDocument, catalog: Catalog, systems: tuple[str,
 
         result = _json_safe(extrapolate_profile(document, catalog, systems=names))
     except Exception as exc:  # noqa: BLE001 - whatever the model raises, the profile is kept
+        stop.reraise_if_stopping(exc)
         message = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, InputError):
             message = f"{type(exc).__name__}: {message}"

@@ -265,7 +265,8 @@ def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset
     import subprocess
     import tempfile
 
-    from ai_ready.records import ResultDocument, load_results
+    from ai_ready import proctree
+    from ai_ready.records import ResultDocument, load_results, utc_now
     from ai_ready.train.scaling import EFFICIENCY_FLAG_PCT, efficiency_records
 
     import os
@@ -276,22 +277,29 @@ def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset
     threads = env.get("OMP_NUM_THREADS") or str(max(1, (psutil.cpu_count(logical=False) or 1) // counts[-1]))
     env["OMP_NUM_THREADS"] = threads
     runs: dict[int, tuple[list[Record], str | None]] = {}
-    with tempfile.TemporaryDirectory(prefix="ai-ready-scaling-") as tmp:
-        for k in counts:
-            path = Path(tmp) / f"ranks-{k}.json"
-            note(f"scaling: training with {k} rank(s), {threads} CPU thread(s) each ...")
-            code = subprocess.run(mpiexec_argv(ctx, k, path, skip=("ranks", "output", "scaling")),
-                                  capture_output=True, text=True, env=env).returncode
-            records = load_results(path).records if path.exists() else []
-            runs[k] = (records, None if code == 0 else f"the {k}-rank run exited with code {code}")
     base = {"arch": arch, "preset": preset, "parallel": parallel, "threads_per_rank": int(threads)}
     document = ResultDocument(meta=new_meta(["ai-ready", *sys.argv[1:]], detect()))
-    for k in counts:
-        document.records.extend(runs[k][0])
-    scaling = efficiency_records(runs, base, f"{arch}-{preset}-scaling")
-    document.records.extend(scaling)
-    document.meta.update(status="complete", scaling=counts)
-    document.save(out)
+    document.meta.update(scaling=counts)
+    status = "stopped"
+    try:
+        with tempfile.TemporaryDirectory(prefix="ai-ready-scaling-") as tmp:
+            for k in counts:
+                path, log = Path(tmp) / f"ranks-{k}.json", Path(tmp) / f"ranks-{k}.log"
+                note(f"scaling: training with {k} rank(s), {threads} CPU thread(s) each ...")
+                with open(log, "w", encoding="utf-8") as handle:
+                    code = proctree.run(mpiexec_argv(ctx, k, path, skip=("ranks", "output", "scaling")),
+                                        stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                records = load_results(path).records if path.exists() else []
+                runs[k] = (records, None if code == 0 else f"the {k}-rank run exited with code {code}: "
+                           f"{_last_line(log)}")
+        status = "complete"
+    finally:  # a stopped sweep keeps the rank counts it finished
+        for k in runs:
+            document.records.extend(runs[k][0])
+        scaling = efficiency_records(runs, base, f"{arch}-{preset}-scaling") if runs else []
+        document.records.extend(scaling)
+        document.meta.update(status=status, finished=utc_now())
+        document.save(out)
     rows = [(r.params["ranks"], f"{r.params['throughput']:.4g} {r.params['item']}/s" if r.status == "ok" else "",
              f"{r.value:.1f}%" if r.status == "ok" else r.status,
              ("below " + f"{EFFICIENCY_FLAG_PCT:.0f}%" if r.status == "ok" and r.value < EFFICIENCY_FLAG_PCT else "")
@@ -301,6 +309,13 @@ def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset
     note(f"results: {out}")
     if any(r.status == "failed" for r in scaling):
         raise SystemExit(EXIT_FAILED)
+
+
+def _last_line(log: Path) -> str:
+    """The run's last error line (or last line), for the reason a rank count failed."""
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ai-ready:") or "Error" in line]
+    return (errors or lines or ["no output"])[-1][:300]
 
 
 def _analytic_flops(arch: str, cfg: Any) -> Any:

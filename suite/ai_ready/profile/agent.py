@@ -27,7 +27,10 @@ What is recorded, per step and per rank (see docs/profile.md):
   checkpointing, gradient accumulation, DataLoader workers and pinned memory).
 
 The rank's profile is written atomically to ``$AI_READY_PROFILE_DIR/rank-<r>.json``
-every couple of seconds and at exit, so a crash or a kill keeps what was measured.
+at the end of the warm-up, every couple of seconds and at exit; every finished
+step is also appended as one line to ``rank-<r>.steps.jsonl`` (one small write,
+no rewrite), so a job killed with SIGKILL or leaving through ``os._exit`` keeps
+every step it finished (:func:`read_rank` joins the two).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ ENV_STEPS = "AI_READY_PROFILE_STEPS"
 ENV_STOP = "AI_READY_PROFILE_STOP"
 ENV_TRACE = "AI_READY_PROFILE_TRACE"
 RANK_FILE = "rank-{rank}.json"
+STEP_LOG = "rank-{rank}.steps.jsonl"
 SCHEMA = "ai-ready/profile-rank"
 VERSION = 1
 PHASES = ("data", "forward", "backward", "optimizer", "checkpoint", "comm", "sync")
@@ -163,6 +167,7 @@ class Recorder:
         self.device = "cpu"
         self.dirty = False
         self.saver: threading.Thread | None = None
+        self.step_log: int | None = None  # file descriptor of the step log, opened at the first step
         self.finished = False
         self.ddp_last_bucket: float | None = None
         self.exposed: list[float] = []
@@ -201,6 +206,7 @@ class Recorder:
             model_inputs = step.pop("inputs").get(self.main_root, (0, 0))
             step["model_samples"], step["model_tokens"] = model_inputs
             self.done_steps.append(step)
+            self._log_step(step)
             self.current = self._empty_step()
             self.step_start = now
             if self.ddp_last_bucket is not None:
@@ -219,6 +225,11 @@ class Recorder:
     def _step_ended(self, index: int) -> None:
         if self.flop_counter is not None:
             self._stop_flop_count()
+        if index == self.warmup - 1:
+            # what the job is (model, FLOPs, features) is known now: on disk before the timed steps, so a job
+            # that dies at any later moment leaves a profile; the write is kept out of the first timed step
+            self.save()
+            self.step_start = self.clock()
         last = self.warmup + self.steps + (TRACE_STEPS if self.trace else 0) - 1
         if self.profiler is not None:
             if index == last:
@@ -237,6 +248,23 @@ class Recorder:
             self.dirty = True
             if self.saver is None:
                 self._start_saver()
+
+    def _log_step(self, step: dict[str, Any]) -> None:
+        """Append the finished step to the step log: one write of one line, which a kill cannot undo."""
+        if os.getpid() != self.pid or self.step_log == -1:
+            return
+        try:
+            if self.step_log is None:
+                os.makedirs(self.out_dir, exist_ok=True)
+                path = os.path.join(self.out_dir, STEP_LOG.format(rank=self.rank))
+                self.step_log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
+                                        0o644)
+            os.write(self.step_log, (json.dumps(step, default=str) + "\n").encode())
+        except Exception as exc:  # a full disk must not stop the job; the periodic rank file still comes
+            fd, self.step_log = self.step_log, -1  # do not try again
+            if fd is not None:
+                _quiet(lambda: os.close(fd))
+            sys.stderr.write(f"ai-ready: could not log the step: {exc}\n")
 
     def safe_point(self) -> None:
         """Called by hooks at a moment no hook list is being iterated: take the hooks off when it is time."""
@@ -605,6 +633,41 @@ class Recorder:
         if self.flop_counter is not None:
             self._stop_flop_count()
         self.save()
+
+
+def read_rank(path: "os.PathLike[str] | str") -> dict[str, Any] | None:
+    """A rank's profile as last written, with the steps its step log holds beyond it (a job killed between
+    two rank files, or leaving through os._exit, keeps every step it finished); None when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            rank = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rank, dict):
+        return None
+    steps = list(rank.get("steps") or [])
+    logged = 0
+    log = str(path)[: -len(".json")] + ".steps.jsonl"
+    try:
+        with open(log, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            step = json.loads(line)
+        except ValueError:
+            break  # a line cut short by the kill: the steps before it are whole
+        if isinstance(step, dict) and step.get("index") == len(steps):
+            steps.append(step)
+            logged += 1
+    if logged:
+        settings = rank.get("settings") or {}
+        first = int(settings.get("warmup_steps_taken", settings.get("warmup_steps", 0)) or 0)
+        last = first + int(settings.get("steps", 0) or 0)
+        rank.update(steps=steps, timed_steps=[s["index"] for s in steps if first <= s["index"] < last],
+                    steps_from_log=logged)
+    return rank
 
 
 # ---------------------------------------------------------------------- helpers (no torch at import)

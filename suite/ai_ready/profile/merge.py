@@ -225,5 +225,5 @@ def build_document(spec: JobSpec, outcome: JobOutcome, meta: dict[str, Any],
     if aggregate is not None:
         records.append(aggregate)
     meta = dict(meta, kind=KIND, profile=job_meta(spec, outcome),
-                status="complete" if outcome.status == "complete" else "partial")
+                status=outcome.status if outcome.status in ("complete", "stopped") else "partial")
     return ResultDocument(meta=meta, records=records)

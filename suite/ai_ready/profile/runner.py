@@ -2,14 +2,16 @@
 
 The job runs in its own session (process group) so that stopping it reaches
 its launcher, ranks and DataLoader workers; descendants that left the group
-are found through psutil. The job's output passes through to the terminal
-(unless quiet) and the tail of its stderr is kept for the profile.
+are found through psutil and a token in their environment (ai_ready.proctree).
+A stop signal to ai-ready (SIGTERM, SIGINT, SIGHUP) is forwarded to the whole
+job tree, and what the job measured until then is returned as a `stopped`
+profile. The job's output passes through to the terminal (unless quiet) and
+the tail of its stderr is kept for the profile.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import subprocess
@@ -20,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
-import psutil
-
+from ai_ready import proctree, stop
 from ai_ready.profile import agent
 from ai_ready.profile.jobspec import JobSpec, launch_argv
 
@@ -29,7 +30,7 @@ STDERR_TAIL_LINES = 40
 POLL_S = 0.25
 #: After every rank finished its profile, the job gets this long to stop by itself before it is stopped.
 GRACE_S = 30.0
-#: Between SIGTERM and SIGKILL when stopping the job.
+#: Between the stop signal and SIGKILL when stopping the job.
 TERM_WAIT_S = 5.0
 TEARDOWN_CUPTI = "TEARDOWN_CUPTI"
 
@@ -38,10 +39,10 @@ TEARDOWN_CUPTI = "TEARDOWN_CUPTI"
 class JobOutcome:
     """What happened to the job: how it ended, what it printed last, and every rank's profile."""
 
-    status: str  # complete | failed | timeout | incomplete | no_steps
+    status: str  # complete | failed | timeout | incomplete | no_steps | stopped
     reason: str | None
     exit_code: int | None
-    stopped_by: str | None  # None (ended by itself), "profile complete", "timeout"
+    stopped_by: str | None  # None (ended by itself), "profile complete", "timeout", "SIGTERM", "SIGINT", ...
     stderr_tail: str
     ranks: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
@@ -74,13 +75,8 @@ def job_environment(spec: JobSpec, rank_dir: Path, stop: bool, base: dict[str, s
 
 
 def read_ranks(rank_dir: Path) -> list[dict[str, Any]]:
-    """Every rank file written so far (a file being replaced is read whole or not at all)."""
-    ranks = []
-    for path in sorted(rank_dir.glob("rank-*.json")):
-        try:
-            ranks.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
+    """Every rank's profile written so far, with the steps its step log holds beyond its last rank file."""
+    ranks = [r for r in (agent.read_rank(path) for path in sorted(rank_dir.glob("rank-*.json"))) if r]
     return sorted(ranks, key=lambda r: r.get("rank", 0))
 
 
@@ -92,32 +88,6 @@ def _pump(stream: IO[str], sink: IO[str] | None, tail: collections.deque[str] | 
         if tail is not None:
             tail.append(line)
     stream.close()
-
-
-def stop_tree(proc: subprocess.Popen[str], wait_s: float = TERM_WAIT_S) -> None:
-    """SIGTERM the job's process group and every descendant, then SIGKILL what is left."""
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for child in family:
-            try:
-                child.send_signal(sig)
-            except psutil.Error:
-                pass
-        _, alive = psutil.wait_procs(family, timeout=wait_s if sig == signal.SIGTERM else 1.0)
-        try:
-            proc.wait(timeout=wait_s if sig == signal.SIGTERM else 1.0)
-        except subprocess.TimeoutExpired:
-            continue
-        family = alive
-        if not alive:
-            break
 
 
 #: A bare interpreter name in the job's command means the Python running ai-ready (its environment has
@@ -151,8 +121,9 @@ def run_job(spec: JobSpec, rank_dir: Path, run_to_completion: bool = False, quie
     env = job_environment(spec, rank_dir, stop=not run_to_completion)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     start = clock()
-    proc = subprocess.Popen(argv, cwd=spec.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True)
+    token = proctree.new_token()
+    proc = proctree.start(argv, token, env, cwd=spec.directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, errors="replace")
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, None if quiet else sys.stdout, None), daemon=True),
              threading.Thread(target=_pump, args=(proc.stderr, None if quiet else sys.stderr, tail), daemon=True)]
     for pump in pumps:
@@ -165,7 +136,7 @@ def run_job(spec: JobSpec, rank_dir: Path, run_to_completion: bool = False, quie
             now = clock()
             if now - start > spec.profile.timeout_s:
                 stopped_by = "timeout"
-                stop_tree(proc)
+                proctree.stop_tree(proc, token, grace_s=TERM_WAIT_S)
                 break
             if not run_to_completion:
                 ranks = read_ranks(rank_dir)
@@ -174,19 +145,25 @@ def run_job(spec: JobSpec, rank_dir: Path, run_to_completion: bool = False, quie
                     complete_at = now
                 if complete_at is not None and now - complete_at > grace_s:
                     stopped_by = "profile complete"
-                    stop_tree(proc)
+                    proctree.stop_tree(proc, token, grace_s=TERM_WAIT_S)
                     break
             time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        stop_tree(proc)
-        raise
+    except (stop.Stopped, KeyboardInterrupt):
+        signum = stop.received() or signal.SIGINT  # a KeyboardInterrupt not from a signal: as Ctrl-C
+        stopped_by = stop.signal_name(signum)
+        proctree.stop_tree(proc, token, first=signum, grace_s=TERM_WAIT_S)
     finally:
-        for pump in pumps:
-            pump.join(timeout=5.0)
+        with stop.deferred():
+            for pump in pumps:
+                pump.join(timeout=5.0)
     code = proc.wait()
+    left = proctree.sweep(proc, token)
     duration = clock() - start
     ranks = read_ranks(rank_dir)
     status, reason = _verdict(ranks, code, stopped_by, expected, spec)
+    if left:
+        reason = ((reason + "; ") if reason else "") + (f"{left} process(es) the job left running (a daemon or "
+                                                        "a process in its own session) were stopped")
     return JobOutcome(status=status, reason=reason, exit_code=code, stopped_by=stopped_by,
                       stderr_tail="".join(tail), ranks=ranks, duration_s=duration, argv=argv)
 
@@ -198,10 +175,13 @@ def _verdict(ranks: list[dict[str, Any]], code: int, stopped_by: str | None, exp
     wanted = spec.profile.warmup_steps + spec.profile.steps
     if len(complete) >= expected:
         return "complete", None
+    got = max((len(r.get("steps", [])) for r in ranks), default=0)
     if stopped_by == "timeout":
-        got = max((len(r.get("steps", [])) for r in ranks), default=0)
         return "timeout", (f"the job was stopped after timeout_s = {spec.profile.timeout_s:g} s with {got} of "
                            f"{wanted} steps measured; what was measured is kept")
+    if stopped_by is not None and stopped_by.startswith("SIG"):
+        return "stopped", (f"ai-ready was stopped by {stopped_by} and stopped the job with it, after {got} of "
+                           f"{wanted} steps; what was measured is kept")
     if ranks and all(r.get("status") == "no_steps" for r in ranks):
         r = ranks[0]
         return "no_steps", (f"the job ran {r.get('forward_calls', 0)} forward and {r.get('backward_calls', 0)} "
@@ -213,7 +193,6 @@ def _verdict(ranks: list[dict[str, Any]], code: int, stopped_by: str | None, exp
     if not ranks:
         return "failed", ("the job ended without any training step: no optimizer.step(), no forward pass seen "
                           "(does it use PyTorch, and run in this Python environment?)")
-    got = max(len(r.get("steps", [])) for r in ranks)
     return "incomplete", (f"the job ended after {got} steps, fewer than the {wanted} requested "
                           f"(warm-up {spec.profile.warmup_steps} + {spec.profile.steps}); lower `steps` or run it "
                           "longer")

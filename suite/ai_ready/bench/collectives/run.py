@@ -26,6 +26,7 @@ from ai_ready.measure.harness import Budget, measure
 from ai_ready.measure.timers import Timer
 from ai_ready.measure.watchdog import StepWatchdog
 from ai_ready.records import Record
+from ai_ready.stop import reraise_if_stopping
 
 BENCHMARK = "collectives"
 #: Ranks whose median times differ by more than this ratio name a straggler.
@@ -173,6 +174,7 @@ class Sweep:
                 result["wrong"] = count_wrong(prepared.output(), expected,
                                               tolerance_for(expected, self.backend.eps, n))
         except Exception as exc:  # out of memory, backend refusal: this step fails, the sweep goes on
+            reraise_if_stopping(exc)  # a signal is never a failed step
             result["error"] = f"{type(exc).__name__}: {exc}"
         ok, _bad = agree(self.comm, result["error"] is None and result["wrong"] == 0)
         if not ok:

@@ -30,6 +30,7 @@ import torch
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.io.scratch import Scratch
 from ai_ready.records import Record
+from ai_ready.stop import reraise_if_stopping
 
 BENCHMARK = "io"
 #: Injectable host clock (tests may replace it).
@@ -205,6 +206,7 @@ def _torch_repeat(state: dict[str, torch.Tensor], scratch: Scratch, name: str,
         if problem:
             _fail_both(save, load, problem)
     except Exception as exc:  # noqa: BLE001 - any failure is this case's result, reported with its reason
+        reraise_if_stopping(exc)  # a signal surfacing inside the library is not this case's failure
         _fail_error(save, load, f"{API_TORCH} round trip failed: {type(exc).__name__}: {exc}")
     finally:
         if path.exists() and not path.is_symlink():
@@ -269,6 +271,7 @@ def _dcp_repeat(dcp: Any, state: dict[str, torch.Tensor], scratch: Scratch, name
         if problem:
             _fail_both(save, load, problem)
     except Exception as exc:  # noqa: BLE001 - DCP wraps errors in CheckpointException, not an OSError
+        reraise_if_stopping(exc)  # a signal surfacing inside the library is not this case's failure
         _fail_error(save, load, f"{API_DCP} round trip failed: {type(exc).__name__}: {exc}")
     finally:
         if folder.is_dir() and not folder.is_symlink():

@@ -25,6 +25,7 @@ from ai_ready.bench.context import BenchContext
 from ai_ready.bench.io.checkpoint import CACHE_DROPPED, CACHE_WARM, drop_cache
 from ai_ready.bench.io.scratch import Scratch
 from ai_ready.records import Record
+from ai_ready.stop import reraise_if_stopping
 
 BENCHMARK = "io"
 #: Injectable host clock (tests may replace it).
@@ -154,6 +155,7 @@ def _worker_records(ctx: BenchContext, dataset: FileSamples, paths: list[Path], 
             wrong = check_epoch(epoch, count, sample_bytes, ctx.seed)
             problem = f"wrong result: {wrong}" if wrong else None
         except Exception as exc:  # noqa: BLE001 - a failing loader is this case's result, with its reason
+            reraise_if_stopping(exc)  # a signal surfacing inside the library is not this case's failure
             problem = f"the DataLoader failed: {type(exc).__name__}: {exc}"
     cache = CACHE_WARM if CACHE_WARM in caches else CACHE_DROPPED
     params = {"op": "dataloader", "workers": workers, "samples": count, "sample_bytes": sample_bytes,

@@ -7,24 +7,30 @@ Safety rules (this benchmark writes to users' file systems):
   relative to it, so nothing outside can be reached through a symlink;
 * before writing, the planned bytes are checked against a safe share of the
   free space (``InputError``, exit 2, when too much);
-* the folder and all it holds are removed on success, on error, on Ctrl-C and
-  on SIGTERM (SIGTERM is turned into an exception so ``finally`` runs), using
-  ``shutil.rmtree``'s symlink-safe walk.
+* the folder and all it holds are removed on success, on error, on Ctrl-C,
+  SIGTERM and SIGHUP (signals are turned into exceptions by ai_ready.stop so
+  ``finally`` runs), using ``shutil.rmtree``'s symlink-safe walk;
+* a folder whose owner was killed (SIGKILL, a node crash) cannot remove
+  itself: :func:`stale_folders` finds such folders by the owner's host and
+  process id in their name, for ``bench io`` to report and ``--clean-stale``
+  to remove.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
-import signal
 import socket
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any
+from types import TracebackType
 
 from ai_ready.errors import InputError
+from ai_ready.stop import stop_on_signals
 
 PREFIX = "ai-ready-io-"
 #: Never plan to use more than this share of the free space.
@@ -34,12 +40,6 @@ FILE_MODE = 0o600
 #: Attempts, and the pause between them, to remove a scratch folder others may still be writing into.
 REMOVE_ATTEMPTS = 20
 REMOVE_RETRY_S = 0.25
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind (running every finally) and exit like a terminated process."""
-
-    exit_code = 128 + signal.SIGTERM
 
 
 def check_path(path: Path) -> Path:
@@ -70,11 +70,11 @@ class Scratch:
         self.parent = parent
         name = f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{tag}{secrets.token_hex(4)}"
         self.path = parent / name
-        self._previous_handler: Any = None
+        self._signals = ExitStack()
 
     def __enter__(self) -> "Scratch":
         os.mkdir(self.path, 0o700)  # fails if the name exists: it is ours alone
-        self._previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+        self._signals.enter_context(stop_on_signals())
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -82,8 +82,7 @@ class Scratch:
         try:
             self.remove()
         finally:
-            if self._previous_handler is not None:
-                signal.signal(signal.SIGTERM, self._previous_handler)
+            self._signals.close()
 
     def remove(self) -> None:
         """Remove the folder; retried, because other ranks sharing it may still be finishing a write."""
@@ -118,10 +117,6 @@ class Scratch:
         return os.open(self.file(name, subdir), CREATE_FLAGS | extra_flags, FILE_MODE)
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
-
-
 class JoinedScratch(Scratch):
     """Rank 0's scratch folder, seen from another rank on a shared file system: files go there, and
     rank 0 (which created it) removes it; this rank removes only what it created itself."""
@@ -133,8 +128,73 @@ class JoinedScratch(Scratch):
     def __enter__(self) -> "JoinedScratch":
         if not self.path.is_dir() or self.path.is_symlink():
             raise FileNotFoundError(self.path)
-        self._previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+        self._signals.enter_context(stop_on_signals())
         return self
 
     def remove(self) -> None:
         """Leave the folder to rank 0; its own files go with rank 0's removal of the whole folder."""
+
+
+#: A scratch folder's name: PREFIX, the owner's host and process id, an optional rank tag, 8 hex digits.
+_NAME = re.compile(rf"^{re.escape(PREFIX)}(?P<host>.+)-(?P<pid>\d+)-(?:rank\d+-)?[0-9a-f]{{8}}$")
+
+
+@dataclass(frozen=True)
+class StaleFolder:
+    """A scratch folder whose owning process on this host is gone."""
+
+    path: Path
+    pid: int
+    nbytes: int
+
+
+def stale_folders(parent: Path, host: str | None = None) -> list[StaleFolder]:
+    """Scratch folders under `parent` left by runs on this host whose process no longer exists (killed with
+    SIGKILL, or the node went down). Folders of other hosts are never judged: on a shared file system their
+    owners may be running."""
+    host = host or socket.gethostname()
+    found = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _NAME.match(entry.name)
+        if not match or match["host"] != host or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        if _owner_alive(pid, entry.stat(follow_symlinks=False).st_mtime):
+            continue
+        found.append(StaleFolder(Path(entry.path), pid, _tree_bytes(Path(entry.path))))
+    return sorted(found, key=lambda f: f.path.name)
+
+
+def _owner_alive(pid: int, folder_mtime: float) -> bool:
+    """Whether process `pid` may still own a folder last changed at `folder_mtime` (a process started after
+    that is a later one that reused the number)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time() <= folder_mtime + 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists, but we may not look at it: assume it is the owner
+
+
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):  # never follows symlinks
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def remove_stale(folder: StaleFolder) -> None:
+    """Remove a stale folder (symlink-safe walk); the name is checked again so nothing else is touched."""
+    if not _NAME.match(folder.path.name) or folder.path.is_symlink():
+        raise ValueError(f"not an ai-ready scratch folder: {folder.path}")
+    shutil.rmtree(folder.path)

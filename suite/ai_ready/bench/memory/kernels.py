@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_ready.resources import resource_dir
+from ai_ready.stop import reraise_if_stopping
 
 SOURCE = "memory.cu"
 KERNEL_NAMES = (
@@ -35,6 +36,7 @@ class Kernels:
             self.module.compile()
             self._functions = {name: self.module.get_function(name) for name in KERNEL_NAMES}
         except Exception as exc:  # CompileException carries NVRTC's log in its message
+            reraise_if_stopping(exc)
             raise KernelBuildError(f"{SOURCE} failed to build: {exc}") from exc
         sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.blocks = sms * BLOCKS_PER_SM
