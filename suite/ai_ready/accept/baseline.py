@@ -5,10 +5,17 @@ last N nights on which that metric passed on every node, and writes the median o
 as the reference, with a tolerance from their spread (:data:`TOLERANCE_SD` robust standard deviations,
 at least :data:`MIN_TOLERANCE`) on the worse side only. `ai-ready accept --baseline NAME` then judges
 tonight against it (a file, or a baseline stored in the database under that name).
+
+A baseline obeys the bounds of a suite's references (ai_ready.accept.suite.checked_bounds), both ways:
+reading one refuses a reference outside them, and writing one leaves out, with a note that gives the
+nights and their spread, a metric whose nights scatter so widely that its tolerance would pass
+:data:`MAX_TOLERANCE`. Such a reference could never fail, so writing it (or clamping it to the bound)
+would only look like a check; without it the metric is judged against the suite's reference or its history.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +25,7 @@ import yaml
 
 from ai_ready.accept.detect import HIGHER, PASS, Reference, robust_spread
 from ai_ready.accept.history import PastRuns
-from ai_ready.accept.suite import Suite, Target
+from ai_ready.accept.suite import LOWEST_LOWER, Suite, Target, checked_bounds
 from ai_ready.errors import InputError, yaml_problem
 
 SCHEMA = "ai-ready/accept-baseline"
@@ -27,6 +34,8 @@ VERSION = 1
 TOLERANCE_SD = 4.0
 #: ... and never less than this fraction, so a very steady history does not make every wobble a failure.
 MIN_TOLERANCE = 0.05
+#: The widest tolerance written, on either side: a suite's widest lower one (-100%, a bound of zero).
+MAX_TOLERANCE = -LOWEST_LOWER
 #: Fewer good nights than this: no reference for that metric (a median of two nights is not a baseline).
 MIN_BASELINE_NIGHTS = 3
 #: Runs read to find N good nights: a few bad nights in between are skipped over.
@@ -39,7 +48,7 @@ def lookback(nights: int) -> int:
 
 def make_baseline(past: PastRuns, suite: Suite, target: Target, nights: int, name: str,
                   source: str) -> tuple[dict[str, Any], list[str]]:
-    """The baseline document, and a note per metric left out (too few good nights)."""
+    """The baseline document, and a note per metric left out (too few good nights, or too scattered)."""
     references: dict[str, Any] = {}
     notes = []
     for spec in suite.metrics():
@@ -47,9 +56,12 @@ def make_baseline(past: PastRuns, suite: Suite, target: Target, nights: int, nam
         if len(good) < MIN_BASELINE_NIGHTS:
             notes.append(f"{spec.name}: {len(good)} good night(s), needs {MIN_BASELINE_NIGHTS}: no reference written")
             continue
-        values = [value for _, value, _ in good]
-        median, sigma = robust_spread(values)
-        tolerance = round(max(MIN_TOLERANCE, TOLERANCE_SD * sigma / abs(median)) if median else MIN_TOLERANCE, 4)
+        median, sigma = robust_spread([value for _, value, _ in good])
+        tolerance = round(max(MIN_TOLERANCE, TOLERANCE_SD * sigma / median), 4) if median > 0 else math.inf
+        if tolerance > MAX_TOLERANCE:
+            notes.append(f"{spec.name}: {_why_no_reference(good, median, sigma, tolerance)}: no reference written; "
+                         "it is judged against the suite's reference or its history")
+            continue
         references[spec.name] = {
             "value": float(f"{median:.6g}"), "unit": good[-1][2],
             "lower": -tolerance if spec.better == HIGHER else None,
@@ -61,6 +73,17 @@ def make_baseline(past: PastRuns, suite: Suite, target: Target, nights: int, nam
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "source": source,
                 "references": references}
     return document, notes
+
+
+def _why_no_reference(good: list[tuple[str, float, str]], median: float, sigma: float, tolerance: float) -> str:
+    """Why these nights give no reference within the bounds: their median, their spread, the tolerance."""
+    unit = good[-1][2]
+    nights = f"{len(good)} good nights ({good[0][0]} to {good[-1][0]})"
+    if median <= 0:
+        return f"{nights} have a median of {median:.4g} {unit}; a reference needs a positive figure"
+    return (f"{nights} scatter too widely: robust sd {sigma:.4g} {unit} is {sigma / median:.0%} of their median "
+            f"{median:.4g} {unit}, so the tolerance ({TOLERANCE_SD:g} sd) would be {tolerance:.0%}, beyond the "
+            f"{MAX_TOLERANCE:.0%} a reference allows")
 
 
 def _good_nights(past: PastRuns, metric: str) -> list[tuple[str, float, str]]:
@@ -103,13 +126,11 @@ def parse_baseline(text: str, where: str, target: Target) -> dict[str, Reference
     label = f"baseline {data.get('name') or where}"
     out = {}
     for metric, ref in references.items():
-        try:
-            out[str(metric)] = Reference(value=float(ref["value"]), unit=str(ref["unit"]), key=label,
-                                         lower=None if ref.get("lower") is None else float(ref["lower"]),
-                                         upper=None if ref.get("upper") is None else float(ref["upper"]))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"--baseline {where}: reference for '{metric}' needs value, unit, lower and "
-                             "upper") from None
+        if not isinstance(ref, dict) or "value" not in ref or "unit" not in ref:
+            raise InputError(f"--baseline {where}: reference for '{metric}' needs value, unit, lower and upper")
+        value, lower, upper = checked_bounds(ref["value"], ref.get("lower"), ref.get("upper"),
+                                             f"--baseline {where}: references.{metric}")
+        out[str(metric)] = Reference(value=value, unit=str(ref["unit"]), key=label, lower=lower, upper=upper)
     return out
 
 

@@ -53,6 +53,8 @@ DEFAULT_TIMEOUT_S = 1800
 #: Metrics whose smaller figures are better unless the suite says `better:`.
 LOWER_IS_BETTER = ("time", "latency", "step_time", "phase_time", "alpha", "peak_memory")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: The widest lower tolerance: -100%, a bound of zero (a wider one would let any figure pass).
+LOWEST_LOWER = -1.0
 #: Reference keys: a system, a system:partition, a gpu:<accelerator> or "*".
 ANY = "*"
 GPU_PREFIX = "gpu:"
@@ -365,22 +367,27 @@ def _metric(entry: Any, index: int, benchmark: str, at: str, keys: _KeyCheck, ma
 
 def _reference(data: Any, key: str, where: str) -> Reference:
     data = checked_mapping(data, where, REFERENCE_KEYS, REFERENCE_OPTIONAL_KEYS)
-    value = data["value"]
-    if not _is_number(value) or value <= 0:
-        raise InputError(f"{where}.value: must be a positive number, got {value!r}")
-    lower, upper = data.get("lower"), data.get("upper")
-    if lower is not None and (not _is_number(lower) or not -1 <= lower <= 0):
-        raise InputError(f"{where}.lower: must be a fraction from -1 to 0 (e.g. -0.1 for 10% below) or null, "
-                         f"got {lower!r}")
-    if upper is not None and (not _is_number(upper) or upper < 0):
-        raise InputError(f"{where}.upper: must be a fraction of at least 0 (e.g. 0.1 for 10% above) or null, "
-                         f"got {upper!r}")
+    value, lower, upper = checked_bounds(data["value"], data.get("lower"), data.get("upper"), where)
     source = data.get("source", "")
     if not isinstance(source, str):
         raise InputError(f"{where}.source: must be text (where the figure comes from), got {source!r}")
-    return Reference(value=float(value), lower=None if lower is None else float(lower),
-                     upper=None if upper is None else float(upper), unit=_text(data["unit"], f"{where}.unit"), key=key,
+    return Reference(value=value, lower=lower, upper=upper, unit=_text(data["unit"], f"{where}.unit"), key=key,
                      source=" ".join(source.split()))
+
+
+def checked_bounds(value: Any, lower: Any, upper: Any, where: str) -> tuple[float, float | None, float | None]:
+    """A reference's value and tolerances, as every reference must have them (a suite's, and a baseline's in
+    ai_ready.accept.baseline): a positive value, a lower tolerance from LOWEST_LOWER to 0, an upper one of at
+    least 0; a tolerance may be null (that side unbounded)."""
+    if not _is_number(value) or value <= 0:
+        raise InputError(f"{where}.value: must be a positive number, got {value!r}")
+    if lower is not None and (not _is_number(lower) or not LOWEST_LOWER <= lower <= 0):
+        raise InputError(f"{where}.lower: must be a fraction from {LOWEST_LOWER:g} to 0 (e.g. -0.1 for 10% below) "
+                         f"or null, got {lower!r}")
+    if upper is not None and (not _is_number(upper) or upper < 0):
+        raise InputError(f"{where}.upper: must be a fraction of at least 0 (e.g. 0.1 for 10% above) or null, "
+                         f"got {upper!r}")
+    return float(value), None if lower is None else float(lower), None if upper is None else float(upper)
 
 
 # --------------------------------------------------------------------------- small validators

@@ -1,4 +1,9 @@
-"""Terminal output: rich tables for people, plain text in logs, nothing with --quiet."""
+"""Terminal output: rich tables for people, plain text in logs, nothing with --quiet.
+
+Everything printed through rich goes in as :class:`rich.text.Text`, never as a markup string: titles and
+cells hold job names, case names and paths that users chose, and ``x[/]y`` must print as written rather
+than end a finished command with a MarkupError (issue 20).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any, Sequence
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def is_quiet() -> bool:
@@ -25,11 +31,12 @@ LOG_WIDTH = 160
 
 
 def stdout_console() -> Console:
-    return Console(soft_wrap=False, highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
+    return Console(soft_wrap=False, highlight=False, markup=False,
+                   width=None if sys.stdout.isatty() else LOG_WIDTH)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def interactive() -> bool:
@@ -50,13 +57,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     if is_quiet():
         return
     cells = [["" if v is None else str(v) for v in row] for row in rows]
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for i, col in enumerate(columns):
         values = [row[i] for row in cells if row[i]]
         numeric = bool(values) and all(_numeric(v) for v in values)
-        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+        table.add_column(Text(col), justify="right" if numeric else "left", overflow="fold")
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     stdout_console().print(table)
 
 

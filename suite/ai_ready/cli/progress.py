@@ -1,4 +1,7 @@
-"""Progress over benchmark cases: a live bar on a terminal, one line per case in logs."""
+"""Progress over benchmark cases: a live bar on a terminal, one line per case in logs.
+
+Case names reach rich as plain text (``markup=False``): a name such as ``x[/]y`` is shown as written
+(see ai_ready.cli.console)."""
 
 from __future__ import annotations
 
@@ -34,9 +37,9 @@ class CaseProgress:
 
     def __enter__(self) -> "CaseProgress":
         if self._live:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), transient=True,
-                                      console=Console(stderr=True))
+            self._progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                                      console=Console(stderr=True, markup=False))
             self._progress.__enter__()
             self._task = self._progress.add_task("starting", total=self._total)
         return self
@@ -52,6 +55,6 @@ class CaseProgress:
     def done(self, name: str, records: Sequence[Record]) -> None:
         if self._progress is not None:
             self._progress.advance(self._task)
-            self._progress.console.print(f"{name}: {_summary(records)}", highlight=False)
+            self._progress.console.print(f"{name}: {_summary(records)}", highlight=False, markup=False)
         elif self._log:
             click.echo(f"{name}: {_summary(records)}", err=True)

@@ -3,13 +3,19 @@
 Both are JSON objects that name their kind in ``"schema"``. An extrapolation is wrapped into a result
 document with no records whose ``meta.extrapolation`` holds the object, so every section reads one
 kind of input; anything else is refused with one line that says what is accepted.
+
+An input whose ``meta.status`` is anything but ``complete`` (``running`` after its run was killed,
+``stopped``, ``failed``, ...) is incomplete. Every format names it at the top and marks each verdict,
+finding and figure drawn from it, with the rule and the words kept here so the page, ``--format md`` and
+``--format json`` say the same. A document that records no status (written by hand or by another tool)
+is taken as complete, as `ai-ready accept` takes a stored one.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping, Sequence
 
 from ai_ready.errors import InputError
 from ai_ready.records import SCHEMA, ResultDocument, parse_results
@@ -21,6 +27,50 @@ EXTRAPOLATION_VERSION = 1
 EXTRAPOLATION_REQUIRED = ("workload", "system", "step_time_s", "parallelism", "assumptions")
 ACCEPTED = (f"an ai-ready results document (\"schema\": \"{SCHEMA}\", from bench, train or profile) or an "
             f"extrapolation (\"schema\": \"{EXTRAPOLATION_SCHEMA}\", from `ai-ready extrapolate -o FILE.json`)")
+
+#: The status a result document records once its run finished.
+COMPLETE = "complete"
+#: What an incomplete status means for the figures, in words for the reader.
+INCOMPLETE_MEANINGS: dict[str, str] = {
+    "partial": "some cases did not run; the figures cover only the cases that finished",
+    "interrupted": "the run was stopped before it finished (Ctrl-C); cases after the interruption are missing",
+    "stopped": "the run was stopped by a signal (SIGTERM or SIGHUP: a time limit, scancel) before it finished; "
+               "the figures cover what finished before",
+    "failed": "the run failed; any figures are what was saved before the failure",
+    "running": "the document was saved while the run was still going (the run was probably killed); "
+               "treat it as incomplete",
+}
+#: The meaning of an incomplete status not listed above.
+OTHER_INCOMPLETE = "the run did not record that it finished; treat its figures as incomplete"
+#: How a verdict, finding or figure drawn from an incomplete input is marked in every format.
+INCOMPLETE_MARK = "from an incomplete run: status {status}"
+
+
+def incomplete_status(document: ResultDocument) -> str | None:
+    """The recorded status of a document whose run did not finish; None for a finished one, or one that
+    records no status (see the module docstring)."""
+    status = document.meta.get("status") if isinstance(document.meta, dict) else None
+    return None if status in (None, "", COMPLETE) else str(status)
+
+
+def incomplete_meaning(status: str) -> str:
+    return INCOMPLETE_MEANINGS.get(status, OTHER_INCOMPLETE)
+
+
+def incomplete_inputs(documents: Sequence[ResultDocument], labels: Sequence[str]) -> dict[str, str]:
+    """The status of each incomplete input, by its label (file name) in the report."""
+    found = ((label, incomplete_status(doc)) for doc, label in zip(documents, labels))
+    return {label: status for label, status in found if status is not None}
+
+
+def drawn_from_incomplete(inputs: Iterable[str], incomplete: Mapping[str, str]) -> str | None:
+    """The status of the incomplete inputs among `inputs` (several joined by ", "); None if all finished."""
+    statuses = dict.fromkeys(incomplete[label] for label in inputs if label in incomplete)
+    return ", ".join(statuses) or None
+
+
+def incomplete_mark(status: str) -> str:
+    return INCOMPLETE_MARK.format(status=status)
 
 
 def load_input(path: str | Path) -> ResultDocument:

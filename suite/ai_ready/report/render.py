@@ -19,6 +19,7 @@ from markupsafe import Markup
 from ai_ready import __version__
 from ai_ready.fileio import atomic_write_text
 from ai_ready.records import ResultDocument, utc_now
+from ai_ready.report.inputs import incomplete_mark
 from ai_ready.report.sections import (PARTS, BuiltSection, ReportData, build_sections, format_number, format_percent,
                                       format_sci)
 from ai_ready.resources import resource_dir
@@ -37,7 +38,8 @@ def template_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=format_number, pct=format_percent, sci=format_sci, fold_tables=fold_long_tables)
+    env.filters.update(num=format_number, pct=format_percent, sci=format_sci, fold_tables=fold_long_tables,
+                       incomplete=incomplete_mark)
     return env
 
 

@@ -161,6 +161,8 @@ class Metric:
     ceiling_source: str = ""
     #: The target system an extrapolation metric is about; "" otherwise.
     system: str = ""
+    #: Every document (file name) the figure is drawn from; `source` says the same in one line.
+    inputs: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -175,7 +177,8 @@ class Metric:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "unit": self.unit, "text": self.text, "label": self.label,
                 "source": self.source, "origin": self.origin, "ceiling": self.ceiling or None,
-                "ceiling_source": self.ceiling_source or None, "system": self.system or None}
+                "ceiling_source": self.ceiling_source or None, "system": self.system or None,
+                "inputs": list(self.inputs)}
 
 
 def format_figure(value: Any, unit: str) -> str:
@@ -198,7 +201,8 @@ def format_figure(value: Any, unit: str) -> str:
 
 
 def _make(name: str, value: float | bool | str, source: str, origin: str, *, job: str = "", system: str = "",
-          dtype: str = "", ceiling: str = "", ceiling_source: str = "") -> Metric:
+          dtype: str = "", ceiling: str = "", ceiling_source: str = "", inputs: tuple[str, ...] = ()) -> Metric:
+    """A metric of METRICS; `inputs` lists its documents when it is drawn from more than `source` names alone."""
     spec = spec_for(name)
     if spec is None:  # a bug: every name made here is in METRICS (a test checks it)
         raise KeyError(f"metric {name!r} is not in METRICS")
@@ -206,7 +210,8 @@ def _make(name: str, value: float | bool | str, source: str, origin: str, *, job
     label = spec.label.replace("{system}", system).replace("{dtype}", dtype).replace("{job}", job or "the job")
     if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
         value = float(value)
-    return Metric(name, value, spec.unit, label, source, origin, ceiling, ceiling_source, system)
+    return Metric(name, value, spec.unit, label, source, origin, ceiling, ceiling_source, system,
+                  inputs or (source,))
 
 
 # --------------------------------------------------------------------------- extraction
@@ -550,9 +555,9 @@ def _gemm_metrics(data: ReportData) -> list[Metric]:
         out.append(_make(f"gemm.{slug(dtype)}.best_tflops", value, entry.source, _origin(entry.record), dtype=dtype))
     if "bf16" in by_dtype and "fp32" in by_dtype and by_dtype["fp32"][0] > 0:
         (bf16, low), (fp32, high) = by_dtype["bf16"], by_dtype["fp32"]
-        sources = ", ".join(dict.fromkeys((low.source, high.source)))
-        out.append(_make("gemm.bf16_over_fp32", bf16 / fp32, sources,
-                         f"records gemm/{low.record.case} over gemm/{high.record.case}"))
+        inputs = tuple(dict.fromkeys((low.source, high.source)))
+        out.append(_make("gemm.bf16_over_fp32", bf16 / fp32, ", ".join(inputs),
+                         f"records gemm/{low.record.case} over gemm/{high.record.case}", inputs=inputs))
     return out
 
 
@@ -703,7 +708,7 @@ def _like_for_like(data: ReportData, name: str, mfu: Record, shape: tuple[float,
     ceiling, ceiling_source = _ceiling_text(chosen.record)
     return [_make(name, float(_pct_fraction(chosen.record) or 0.0), f"{source} + {chosen.source}",
                   f"{_origin(chosen.record)} ({dtype}, {size}{near})", job=job, dtype=dtype, ceiling=ceiling,
-                  ceiling_source=ceiling_source)]
+                  ceiling_source=ceiling_source, inputs=(source, chosen.source))]
 
 
 #: The extractors, in the order their metrics are listed when names collide (the first one wins).

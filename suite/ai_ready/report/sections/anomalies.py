@@ -15,6 +15,7 @@ from typing import Any
 
 from ai_ready.records import Record
 from ai_ready.meaning import latencies, not_judgeable
+from ai_ready.report.inputs import drawn_from_incomplete, incomplete_inputs
 from ai_ready.report.sections.common import Entry, ReportData, _ceiling, _pct_of_ceiling
 
 #: Benchmarks whose records measure the machine (a profile measures the user's job, not the system).
@@ -163,6 +164,9 @@ def build_anomalies(data: ReportData) -> dict[str, Any] | None:
     unjudged -= len(entries)
     peers = sorted(_peer_flags(entries), key=lambda f: -f["worse_pct"])
     ceilings = sorted(_ceiling_flags(entries), key=lambda f: f["pct"])
+    incomplete = incomplete_inputs(data.documents, data.labels)
+    for flag in peers + ceilings:  # a flag from a run that did not finish says so
+        flag["input_status"] = drawn_from_incomplete((flag["source"],), incomplete)
     places = {(e.record.host, e.record.device, e.record.rank) for e in entries}
     groups = _groups(peers + ceilings)
     _shown(groups)

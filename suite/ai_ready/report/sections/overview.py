@@ -9,18 +9,8 @@ from typing import Any
 
 from ai_ready.measure.stats import CV_WARN_THRESHOLD
 from ai_ready.records import ResultDocument
+from ai_ready.report.inputs import incomplete_meaning, incomplete_status
 from ai_ready.report.sections.common import MISSING, Entry, ReportData, _as_dict, _cv, _is_noisy, _plain
-
-
-#: Document statuses meaning the figures cover only part of what was asked, with what to tell the reader.
-#: "running" is what a document says when it was saved mid-run and the run never finished.
-INCOMPLETE_STATUSES: dict[str, str] = {
-    "partial": "some cases did not run; the figures below cover only the cases that finished",
-    "interrupted": "the run was stopped before it finished; cases after the interruption are missing",
-    "failed": "the run failed; any figures below are what was saved before the failure",
-    "running": "the document was saved while the run was still going (the run was probably killed); "
-               "treat it as incomplete",
-}
 
 
 def build_overview(data: ReportData) -> dict[str, Any]:
@@ -28,7 +18,7 @@ def build_overview(data: ReportData) -> dict[str, Any]:
     return {
         "documents": [_document_summary(doc, label) for doc, label in zip(data.documents, data.labels)],
         "incomplete": [_incomplete_note(doc, label) for doc, label in zip(data.documents, data.labels)
-                       if _status(doc) in INCOMPLETE_STATUSES],
+                       if incomplete_status(doc) is not None],
         "problems": [_problem_row(e) for e in data.entries if e.record.status != "ok"],
         "warnings": [_warning_row(e, w) for e in data.entries for w in (e.record.warnings or [])],
         "noisy": [_noisy_row(e) for e in data.entries if _is_noisy(e.record)],
@@ -49,7 +39,7 @@ def _document_summary(doc: ResultDocument, label: str) -> dict[str, Any]:
     return {
         "label": label,
         "status": _status(doc),
-        "incomplete": _status(doc) in INCOMPLETE_STATUSES,
+        "incomplete": incomplete_status(doc) is not None,
         "created": _plain(meta["created"]) if meta.get("created") else MISSING,
         "version": _plain(meta["ai_ready_version"]) if meta.get("ai_ready_version") else MISSING,
         "command": shlex.join(str(c) for c in command) if isinstance(command, list) else MISSING,
@@ -60,7 +50,7 @@ def _document_summary(doc: ResultDocument, label: str) -> dict[str, Any]:
 
 def _incomplete_note(doc: ResultDocument, label: str) -> dict[str, str]:
     status = _status(doc)
-    return {"label": label, "status": status, "meaning": INCOMPLETE_STATUSES[status]}
+    return {"label": label, "status": status, "meaning": incomplete_meaning(status)}
 
 
 def _problem_row(entry: Entry) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_ready.report.assess import DIMENSIONS, assess
+from ai_ready.report.inputs import incomplete_inputs
 from ai_ready.report.sections.common import ReportData
 from ai_ready.report.sections.summary import action_row, rule_sources
 
@@ -20,9 +21,10 @@ def build_recommendations(data: ReportData) -> dict[str, Any] | None:
     assessment = assess(data)
     if not assessment.judged:
         return None
+    incomplete = incomplete_inputs(data.documents, data.labels)
     items = []
     for rec in assessment.recommendations:
-        row = action_row(rec)
+        row = action_row(rec, incomplete)
         row["dimension_label"] = DIMENSION_LABELS.get(rec.dimension, rec.dimension)
         items.append(row)
     return {"actions": items, "quantified": sum(1 for i in items if i["quantified"]), "rules": rule_sources(assessment)}

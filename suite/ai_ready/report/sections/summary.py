@@ -8,9 +8,10 @@ summary reads in black-and-white print and for colour-blind readers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ai_ready.report.assess import DEFAULT_RULES_PATH, Assessment, Metric, Recommendation, Verdict, assess
+from ai_ready.report.inputs import drawn_from_incomplete, incomplete_inputs
 from ai_ready.report.sections.common import ReportData
 
 #: Each status as the page writes it: a shape (hidden from screen readers, which read the word) and a word.
@@ -35,9 +36,10 @@ def build_summary(data: ReportData) -> dict[str, Any] | None:
     assessment = assess(data)
     if not assessment.judged:
         return None
+    incomplete = incomplete_inputs(data.documents, data.labels)
     return {
-        "verdicts": [verdict_row(v) for v in assessment.verdicts],
-        "top": [action_row(r) for r in assessment.top()],
+        "verdicts": [verdict_row(v, incomplete) for v in assessment.verdicts],
+        "top": [action_row(r, incomplete) for r in assessment.top()],
         "recommendation_count": len(assessment.recommendations),
         "legend": [{"status": s, "icon": icon, "text": text, "meaning": STATUS_MEANINGS[s]}
                    for s, (icon, text) in STATUS_LIGHTS.items()],
@@ -51,25 +53,27 @@ def light(status: str) -> dict[str, str]:
     return {"status": status if status in STATUS_LIGHTS else "unknown", "icon": icon, "text": text}
 
 
-def figure_row(metric: Metric | None) -> dict[str, str] | None:
-    """The figure behind a verdict or an action, as plain text for the template."""
+def figure_row(metric: Metric | None, incomplete: Mapping[str, str]) -> dict[str, Any] | None:
+    """The figure behind a verdict or an action, as plain text for the template; `incomplete` holds the
+    status of each incomplete input, so a figure drawn from one says so (input_status)."""
     if metric is None:
         return None
     return {"name": metric.name, "text": metric.text, "label": metric.label, "ceiling": metric.ceiling,
-            "ceiling_source": metric.ceiling_source, "source": metric.source, "origin": metric.origin}
+            "ceiling_source": metric.ceiling_source, "source": metric.source, "origin": metric.origin,
+            "input_status": drawn_from_incomplete(metric.inputs, incomplete)}
 
 
-def verdict_row(verdict: Verdict) -> dict[str, Any]:
+def verdict_row(verdict: Verdict, incomplete: Mapping[str, str]) -> dict[str, Any]:
     return {"dimension": verdict.dimension, "label": verdict.label, "light": light(verdict.status),
             "message": verdict.message, "rule": verdict.rule_id or "", "threshold": verdict.threshold,
-            "figure": figure_row(verdict.figure), "findings": verdict.findings,
+            "figure": figure_row(verdict.figure, incomplete), "findings": verdict.findings,
             "unknown": verdict.status == "unknown"}
 
 
-def action_row(rec: Recommendation) -> dict[str, Any]:
+def action_row(rec: Recommendation, incomplete: Mapping[str, str]) -> dict[str, Any]:
     return {"rank": rec.rank, "rule": rec.rule_id, "dimension": rec.dimension, "light": light(rec.severity),
             "action": rec.action, "finding": rec.finding, "evidence": rec.evidence_text,
-            "figure": figure_row(rec.evidence), "threshold": rec.threshold,
+            "figure": figure_row(rec.evidence, incomplete), "threshold": rec.threshold,
             "threshold_reasons": list(rec.threshold_reasons), "quantified": rec.gain is not None,
             "gain_pct": 100.0 * rec.gain if rec.gain is not None else None, "gain_text": rec.gain_text,
             "gain_basis": rec.gain_basis, "also": list(rec.also)}
