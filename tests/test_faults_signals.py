@@ -163,6 +163,25 @@ def test_a_job_leaving_through_os_exit_keeps_its_steps(tmp_path: Path) -> None:
     assert "ended after 7 steps" in document.meta["profile"]["reason"]
 
 
+def test_a_daemon_the_job_leaves_behind_is_stopped_and_named(tmp_path: Path) -> None:
+    """A job that ends normally but leaves a double-forked daemon: the daemon is stopped, the profile says so."""
+    folder = _job(tmp_path, "--daemon", "--sleep", "0.01")
+    spec = (folder / "ai-ready.yaml").read_text().replace("steps: 100000, timeout_s: 300", "steps: 3, timeout_s: 120")
+    (folder / "ai-ready.yaml").write_text(spec)
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "ai_ready", "profile", str(folder), "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=240)
+    helpers = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("HELPERPID")]
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert helpers and _gone(helpers) == []
+        profile = load_results(tmp_path / "out" / "job" / "profile.json").meta["profile"]
+        assert profile["status"] == "complete" and "left running" in profile["reason"]
+    finally:
+        _kill_all(helpers)
+
+
 def test_a_signal_inside_torch_save_is_a_stop_not_a_failed_case(tmp_path: Path, monkeypatch) -> None:
     """Item 2, deterministic: SIGTERM arriving while torch.save writes surfaces from torch as a RuntimeError
     ('unexpected pos'); the benchmark raises the stop again instead of recording a failed round trip."""
@@ -258,7 +277,7 @@ def test_stale_scratch_of_killed_runs_is_reported_and_cleaned(tmp_path: Path) ->
     seen = subprocess.run([sys.executable, "-m", "ai_ready", "bench", "io", "--path", str(target), *quick, "-o",
                            str(tmp_path / "b.json")], env=env, capture_output=True, text=True, timeout=120)
     assert seen.returncode == 0, seen.stderr
-    assert "1 scratch folder(s) of killed runs" in seen.stderr and stale[0].name in seen.stderr
+    assert "1 scratch folder(s) of killed runs" in seen.stderr and stale[0].name in seen.stderr, seen.stderr
     assert " MB under " in seen.stderr and "--clean-stale" in seen.stderr
     assert stale[0].exists()  # never removed silently
     cleaned = subprocess.run([sys.executable, "-m", "ai_ready", "bench", "io", "--path", str(target), *quick,
@@ -320,3 +339,29 @@ def test_a_stopped_acceptance_run_stops_its_benchmark(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "r" / "accept.json").read_text())
     assert summary["outcome"] == "stopped" and summary["stopped_by"] == "SIGTERM"
     assert summary["stored_in_history"] is False and "not stored in the history" in output
+
+
+def test_a_stopped_multi_rank_run_takes_its_ranks_with_it(tmp_path: Path) -> None:
+    """`--ranks N` starts mpiexec; SIGTERM to ai-ready reaches every rank (mpiexec's ranks run in sessions of
+    their own) and ai-ready exits 143 with none left, SIGKILL after the grace period for a rank stuck in a
+    collective whose peer already left."""
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "ai_ready", "train", "gpt", "--preset", "tiny", "--steps", "100000",
+                             "--ranks", "2", "--data-dir", str(tmp_path), "-o", str(tmp_path / "t.json")], env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 90
+    ranks: list[psutil.Process] = []
+    while len(ranks) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        ranks = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                 if "ai_ready" in " ".join(p.cmdline())]
+        time.sleep(0.2)
+    while not list(tmp_path.glob("ai-ready-io-*")):  # training data written: the ranks are training
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert _gone([r.pid for r in ranks]) == [], err

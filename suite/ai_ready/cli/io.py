@@ -11,8 +11,7 @@ import click
 
 from ai_ready.bench.context import BenchContext
 from ai_ready.bench.io import files as iofiles
-from ai_ready.bench.io.scratch import (JoinedScratch, Scratch, check_path, check_space, remove_stale,
-                                       stale_folders)
+from ai_ready.bench.io.scratch import JoinedScratch, Scratch, announce_stale, check_path, check_space
 from ai_ready.bench.runner import ResultSink, finishing
 from ai_ready.cli.bench import bench, output_path
 from ai_ready.cli.console import is_quiet, note, print_table
@@ -74,22 +73,6 @@ def _scratch_for(comm: Comm, path: Path) -> tuple[Scratch, bool]:
     return own, bool(shared)
 
 
-def _stale(root: Path, clean: bool) -> None:
-    """Say what killed runs left under `root` and, with --clean-stale, remove it; never silently."""
-    stale = stale_folders(root)
-    if not stale:
-        return
-    total = sum(f.nbytes for f in stale)
-    names = ", ".join(f.path.name for f in stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
-    if not clean:
-        note(f"io: warning: {len(stale)} scratch folder(s) of killed runs on this host hold {total / 1e6:,.1f} MB "
-             f"under {root} ({names}); remove them with --clean-stale")
-        return
-    for folder in stale:
-        remove_stale(folder)
-    note(f"io: removed {len(stale)} scratch folder(s) of killed runs ({total / 1e6:,.1f} MB) under {root}: {names}")
-
-
 def _phase(ctx: BenchContext, sink: ResultSink | None, name: str, run: Callable[[], list[Record]]) -> None:
     """Run one phase on every rank; rank 0 keeps every rank's records."""
     if ctx.rank == 0 and not is_quiet():
@@ -142,7 +125,7 @@ def bench_io(path: Path, size: str | None, block_sizes: str | None, files: int |
     environment = detect()
     comm = world_comm("cpu")
     if comm.rank == 0:
-        _stale(root, clean_stale)
+        announce_stale(root, clean_stale, note)
     comm.barrier()
     ranks_here = 1 + sum(1 for h in (comm.gather(environment["host"]) or [])[1:] if h == environment["host"])
     ranks_here = comm.broadcast(ranks_here if comm.rank == 0 else None)

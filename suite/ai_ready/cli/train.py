@@ -153,9 +153,12 @@ def train(ctx: click.Context, arch: str, preset: str, layers: int | None, hidden
     if compile_model and warmup_steps < 1:
         raise InputError("--compile needs at least one --warmup-steps: the first step compiles and is not timed")
     out = output_path(output, f"train-{arch}")
-    from ai_ready.bench.io.scratch import check_path
+    from ai_ready.bench.io.scratch import announce_stale, check_path
+    from ai_ready.env.launcher import detect_launcher
 
     root = check_path(data_dir)
+    if int(detect_launcher()["rank"]) == 0:  # one rank says it
+        announce_stale(root, False, note)
     if scaling is not None:
         _scaling(ctx, _rank_counts(scaling, ranks), out, arch, preset, parallel)
         return

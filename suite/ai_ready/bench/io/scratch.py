@@ -28,6 +28,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 from ai_ready.errors import InputError
 from ai_ready.stop import stop_on_signals
@@ -135,8 +136,10 @@ class JoinedScratch(Scratch):
         """Leave the folder to rank 0; its own files go with rank 0's removal of the whole folder."""
 
 
-#: A scratch folder's name: PREFIX, the owner's host and process id, an optional rank tag, 8 hex digits.
-_NAME = re.compile(rf"^{re.escape(PREFIX)}(?P<host>.+)-(?P<pid>\d+)-(?:rank\d+-)?[0-9a-f]{{8}}$")
+#: A scratch folder's name: PREFIX, the owner's host and process id, optional tags ("rank1-", "train-r0-"),
+#: 8 hex digits. Tags are never all digits, so the process id is the last all-digit part before them.
+_NAME = re.compile(rf"^{re.escape(PREFIX)}(?P<host>.+)-(?P<pid>\d+)-(?:[A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*-)*"
+                   r"[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -198,3 +201,21 @@ def remove_stale(folder: StaleFolder) -> None:
     if not _NAME.match(folder.path.name) or folder.path.is_symlink():
         raise ValueError(f"not an ai-ready scratch folder: {folder.path}")
     shutil.rmtree(folder.path)
+
+
+def announce_stale(root: Path, clean: bool, note: Callable[[str], None]) -> None:
+    """Say what killed runs left under `root` and, with `clean` (--clean-stale), remove it; never silently."""
+    stale = stale_folders(root)
+    if not stale:
+        return
+    total = sum(f.nbytes for f in stale)
+    names = ", ".join(f.path.name for f in stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    if not clean:
+        note(f"ai-ready: warning: {len(stale)} scratch folder(s) of killed runs on this host hold "
+             f"{total / 1e6:,.1f} MB under {root} ({names}); remove them with "
+             f"`ai-ready bench io --path {root} --clean-stale`")
+        return
+    for folder in stale:
+        remove_stale(folder)
+    note(f"ai-ready: removed {len(stale)} scratch folder(s) of killed runs ({total / 1e6:,.1f} MB) under {root}: "
+         f"{names}")
