@@ -117,7 +117,8 @@ def test_a_stop_signal_stops_the_whole_job_tree_and_keeps_the_profile(tmp_path: 
     assert profile["stopped_by"] == signal.Signals(sig).name and profile["status"] == "stopped"
     assert "what was measured is kept" in profile["reason"]
     assert any(r.metric == "step_time" and r.stats and r.stats["n"] >= 1 for r in document.records), output
-    assert (running.out / "job.html").is_file()
+    html = (running.out / "job.html").read_text(encoding="utf-8")
+    assert f"got {signal.Signals(sig).name}" in html and "stopped the job with it" in html
     assert "internal error" not in output  # (a Python job prints its own KeyboardInterrupt traceback on SIGINT)
 
 
@@ -365,3 +366,28 @@ def test_a_stopped_multi_rank_run_takes_its_ranks_with_it(tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert _gone([r.pid for r in ranks]) == [], err
+
+
+def test_every_broad_except_in_ai_ready_lets_a_stop_through() -> None:
+    """Item 2, everywhere: a library may turn a stop signal into its own error (torch does), so every
+    `except Exception` in ai-ready's own processes starts by raising the stop again. The in-job agent and
+    hooks are left out: they run inside the user's job, whose signals are the job's own."""
+    import ast
+
+    package = REPO / "suite" / "ai_ready"
+    in_job = {package / "profile" / name for name in ("agent.py", "hooks.py", "work.py")}
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        if path in in_job or "bootstrap" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ExceptHandler) or not isinstance(node.type, ast.Name):
+                continue
+            if node.type.id != "Exception":
+                continue
+            first = node.body[0]
+            call = first.value if isinstance(first, ast.Expr) else None
+            name = getattr(getattr(call, "func", None), "attr", None) or getattr(getattr(call, "func", None), "id", None)
+            if name != "reraise_if_stopping" and not (path.name == "__init__.py" and path.parent.name == "cli"):
+                missing.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert missing == []

@@ -93,7 +93,7 @@ def test_trace_is_written_once_and_holistic_trace_analysis_reads_it(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "could not write" not in proc.stderr and max(own_step_times(proc.stdout)) == 15  # the job ran on
     ranks = out / "job" / "ranks"
-    assert sorted(p.name for p in ranks.iterdir()) == ["rank-0.json", "trace-rank0.json"]  # no temporary left
+    assert sorted(p.name for p in ranks.iterdir()) == ["rank-0.json", "rank-0.steps.jsonl", "trace-rank0.json"]  # no temporary left
     trace_dir = tmp_path / "trace"
     trace_dir.mkdir()
     (trace_dir / "trace-rank0.json").write_bytes((ranks / "trace-rank0.json").read_bytes())

@@ -26,6 +26,7 @@ from ai_ready.errors import InputError
 from ai_ready.measure.comm import agree
 from ai_ready.measure.harness import measure
 from ai_ready.records import Record
+from ai_ready.stop import reraise_if_stopping
 
 BENCHMARK = "gemm"
 METRIC = "throughput"
@@ -291,6 +292,7 @@ def run_case(case: GemmCase, ctx: BenchContext, ceiling: dict[str, Any] | None) 
             status = "ok" if result["passed"] else "failed"
             reason = None if result["passed"] else check_failure_reason(result)
         except Exception as exc:  # out of memory, unsupported kernel: a failed case, not a crash
+            reraise_if_stopping(exc)  # a signal is never a failed case
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
     all_ok, bad_ranks = agree(ctx.comm, status == "ok")
     if not all_ok:

@@ -148,9 +148,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"ai-ready: error: {_one_line(str(exc))}", err=True)
         code = EXIT_INTERNAL
     except Exception as exc:
-        if debug:
+        signum = stop.received()
+        if signum is not None:  # a stop that a library wrapped in its own error is still a stop
+            click.echo(f"ai-ready: stopped by {stop.signal_name(signum)}; finished results were kept", err=True)
+            code = 128 + signum
+        elif debug:
             raise
-        click.echo(f"ai-ready: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
-                   "(rerun with --debug for the traceback)", err=True)
-        code = EXIT_INTERNAL
+        else:
+            click.echo(f"ai-ready: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                       "(rerun with --debug for the traceback)", err=True)
+            code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else 0)

@@ -17,6 +17,7 @@ from ai_ready.cli.console import interactive, is_debug, is_quiet, note, print_ta
 from ai_ready.cli.progress import CaseProgress
 from ai_ready.env.detect import detect
 from ai_ready.errors import InputError
+from ai_ready.fileio import check_writable_file
 from ai_ready.measure.comm import world_comm
 from ai_ready.measure.harness import DEFAULT, QUICK, Budget
 from ai_ready.records import ResultDocument
@@ -56,6 +57,7 @@ def output_path(output: Path | None, benchmark: str) -> Path:
     parent = output.parent if str(output.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise InputError(f"-o {output}: '{parent}' is not a folder")
+    check_writable_file(output, "-o")  # found now, not after the measurements
     return output
 
 

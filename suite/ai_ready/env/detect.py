@@ -17,6 +17,7 @@ from typing import Any
 
 from ai_ready import __version__
 from ai_ready.env.launcher import detect_launcher
+from ai_ready.stop import reraise_if_stopping
 
 BYTES_PER_GB = 1e9
 CPUINFO = Path("/proc/cpuinfo")
@@ -67,8 +68,8 @@ def detect_device() -> dict[str, Any]:
     try:
         version = torch.cuda.nccl.version()
         nccl = ".".join(str(v) for v in version) if isinstance(version, tuple) else str(version)
-    except Exception:  # NCCL absent from this torch build
-        pass
+    except Exception as exc:  # NCCL absent from this torch build
+        reraise_if_stopping(exc)
     return {
         "kind": "cuda",
         "name": props.name,
@@ -93,7 +94,8 @@ def _nvml_driver_version() -> str | None:
             return version.decode() if isinstance(version, bytes) else str(version)
         finally:
             pynvml.nvmlShutdown()
-    except Exception:  # nvidia-ml-py missing or no driver library
+    except Exception as exc:  # nvidia-ml-py missing or no driver library
+        reraise_if_stopping(exc)
         return None
 
 
@@ -185,5 +187,6 @@ def _mpi_library_version() -> str | None:
         from mpi4py import MPI
 
         return MPI.Get_library_version().strip().splitlines()[0]
-    except Exception:  # no MPI library behind mpi4py
+    except Exception as exc:  # no MPI library behind mpi4py
+        reraise_if_stopping(exc)
         return None

@@ -40,12 +40,18 @@ PROFILE_STATUSES: dict[str, tuple[str, str]] = {
     "incomplete": ("warn", "the job ended before every requested step was measured; the figures cover the steps "
                            "it took"),
     "no_steps": ("bad", "no training step was found, so nothing could be timed"),
+    "stopped": ("warn", "ai-ready was stopped (a signal: Ctrl-C, kill, a CI or batch time limit) and stopped the job "
+                        "with it; the figures cover only the steps measured before"),
     "failed": ("bad", "the job failed before its profile was complete; any figures are what was measured before "
                       "the failure"),
 }
 #: Who ended the job (meta.profile.stopped_by), in words; a job that ended by itself has none.
 PROFILE_STOPPED_BY = {"profile complete": "ai-ready stopped it once the profile was complete",
-                      "timeout": "ai-ready stopped it at the time limit (timeout_s)"}
+                      "timeout": "ai-ready stopped it at the time limit (timeout_s)",
+                      "SIGTERM": "ai-ready got SIGTERM (kill, a CI timeout, a batch time limit) and stopped the job "
+                                 "with it",
+                      "SIGINT": "ai-ready got SIGINT (Ctrl-C) and stopped the job with it",
+                      "SIGHUP": "ai-ready got SIGHUP (its terminal closed) and stopped the job with it"}
 #: How a rank may have found its steps (step_source); "cycle" is the fallback the page flags.
 PROFILE_STEP_SOURCES = ("optimizer", "explicit", "cycle")
 PROFILE_FALLBACK_SOURCE = "cycle"

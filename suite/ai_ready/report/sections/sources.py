@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ai_ready.report.sections.common import ReportData, _as_dict, _ceiling, _cited, _text_param
+from ai_ready.stop import reraise_if_stopping
 
 #: "(source S1, S4)" or "source S5" in a model assumption line: the ids it cites.
 SOURCE_IDS = re.compile(r"\bsources? ((?:[A-Za-z0-9][\w.\-]*)(?:, ?[A-Za-z0-9][\w.\-]*)*)")
@@ -73,7 +74,8 @@ def _resolve(ids: list[str]) -> list[dict[str, str]]:
         from ai_ready.catalog import load_catalog
 
         known = load_catalog().sources
-    except Exception:  # noqa: BLE001 - a broken user catalog must not cost the report its other sections
+    except Exception as exc:  # noqa: BLE001 - a broken user catalog must not cost the report its other sections
+        reraise_if_stopping(exc)
         known = {}
     out = []
     for sid in ids:
