@@ -17,6 +17,7 @@ from typing import Any, Iterable, NoReturn
 
 import yaml
 
+from ai_ready.catalog.local import build_local
 from ai_ready.catalog.model import DTYPES, LOCAL_SYSTEM, Accelerator, Catalog, CatalogError, Figure, System
 from ai_ready.errors import yaml_problem
 
@@ -163,7 +164,7 @@ def load_dirs(dirs: Iterable[Path]) -> Catalog:
         name: _parse_system(_Context(path, sources), doc, accelerators)
         for name, (path, doc) in _collect(dirs, SYSTEMS_FOLDER, SYSTEM_SCHEMA).items()
     }
-    return Catalog(accelerators=accelerators, systems=systems, sources=sources)
+    return Catalog(accelerators=accelerators, systems=systems, sources=sources, build_local=build_local)
 
 
 def load_system_file(path: str | os.PathLike[str], catalog: Catalog) -> System:

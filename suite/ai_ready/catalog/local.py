@@ -54,6 +54,15 @@ BF16_RATES = (
 )
 
 
+def build_local(detected: dict[str, Any] | None, catalog: Catalog) -> System:
+    """``local`` from `detected` hardware, or from this machine's when None (detection may load torch)."""
+    if detected is None:
+        from ai_ready.env.detect import detect_hardware
+
+        detected = detect_hardware()
+    return local_system(detected, catalog)
+
+
 def local_system(detected: dict[str, Any], catalog: Catalog) -> System:
     """Describe this machine as a System, from the dict that ``ai_ready.env.detect.detect()`` returns."""
     device = detected.get("device") or {}

@@ -194,10 +194,14 @@ class Catalog:
         accelerators: dict[str, Accelerator],
         systems: dict[str, System],
         sources: dict[str, dict[str, Any]],
+        build_local: "Callable[[dict[str, Any] | None, Catalog], System] | None" = None,
     ) -> None:
         self.accelerators = accelerators
         self.systems = SystemTable(systems, self._detect_local)
         self.sources = sources
+        #: Builds ``local`` from detected hardware (None: detect now); given by the loader, which knows the
+        #: module that does it (ai_ready.catalog.local), so this module needs none of it.
+        self._build_local = build_local
 
     def accelerator(self, name: str) -> Accelerator:
         """The accelerator called `name`; an unknown name is the user's input error."""
@@ -209,9 +213,7 @@ class Catalog:
     def system(self, name: str, detected: dict[str, Any] | None = None) -> System:
         """The system called `name`; ``local`` is built from `detected` (or fresh detection)."""
         if name == LOCAL_SYSTEM and detected is not None:
-            from ai_ready.catalog.local import local_system
-
-            return local_system(detected, self)
+            return self._local(detected)
         if name not in self.systems:
             raise InputError(f"unknown system '{name}'; known: {', '.join(sorted(self.systems))}")
         return self.systems[name]
@@ -238,8 +240,10 @@ class Catalog:
         return figure.cite()
 
     def _detect_local(self) -> System:
-        """Build ``local`` from this machine; imported lazily because detection may load torch."""
-        from ai_ready.catalog.local import local_system
-        from ai_ready.env.detect import detect_hardware
+        """Build ``local`` from this machine (only when first read: detection may load torch)."""
+        return self._local(None)
 
-        return local_system(detect_hardware(), self)
+    def _local(self, detected: dict[str, Any] | None) -> System:
+        if self._build_local is None:
+            raise CatalogError("this catalog was built without a way to describe the local machine")
+        return self._build_local(detected, self)
