@@ -304,9 +304,8 @@ def test_scratch_of_a_live_run_or_another_host_is_never_stale(tmp_path: Path) ->
     assert [(f.path, f.nbytes) for f in found] == [(gone, 1000)]
 
 
-def test_a_stopped_acceptance_run_stops_its_benchmark(tmp_path: Path) -> None:
-    """A SIGTERM to `ai-ready accept` (a batch time limit) ends the benchmark it is running, at once, with
-    the benchmark's scratch folder removed."""
+def _slow_acceptance(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str], list[psutil.Process]]:
+    """`ai-ready accept` with one slow I/O benchmark, started and waited for until the benchmark runs."""
     import yaml
 
     suite = tmp_path / "suite.yaml"
@@ -331,6 +330,24 @@ def test_a_stopped_acceptance_run_stops_its_benchmark(tmp_path: Path) -> None:
         children = [c for c in psutil.Process(proc.pid).children(recursive=True)]
         time.sleep(0.1)
     time.sleep(2.0)
+    return proc, lines, children
+
+
+def test_a_killed_acceptance_run_leaves_no_benchmark_running(tmp_path: Path) -> None:
+    """`kill -9` of `ai-ready accept`: its benchmark gets SIGTERM from the kernel at once (no orphan)."""
+    proc, _, children = _slow_acceptance(tmp_path)
+    try:
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert children and _gone([c.pid for c in children], timeout=10.0) == []
+    finally:
+        _kill_all([c.pid for c in children])
+
+
+def test_a_stopped_acceptance_run_stops_its_benchmark(tmp_path: Path) -> None:
+    """A SIGTERM to `ai-ready accept` (a batch time limit) ends the benchmark it is running, at once, with
+    the benchmark's scratch folder removed."""
+    proc, lines, children = _slow_acceptance(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, rest = proc.communicate(timeout=60)
     output = "".join(lines) + rest
