@@ -288,7 +288,7 @@ def _command(run: Any, at: str) -> tuple[str, ...]:
 
 
 def _click_command(command: tuple[str, ...]) -> Any:
-    from ai_ready.cli import command as load_command
+    from ai_ready.commands import load as load_command
 
     group = load_command(command[0])
     return group.commands[command[1]] if command[0] == "bench" else group

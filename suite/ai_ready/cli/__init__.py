@@ -6,7 +6,6 @@ print one line on stderr and exit 2; `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any, Sequence
 
@@ -15,6 +14,8 @@ from click.utils import make_default_short_help
 
 from ai_ready import __version__
 from ai_ready import stop
+from ai_ready.commands import COMMANDS
+from ai_ready.commands import load as load_command
 from ai_ready.errors import InputError
 from ai_ready.fileio import WriteFailed
 
@@ -24,36 +25,6 @@ EXIT_INTERNAL = 1
 #: click >= 8.2 raises this for a group called without a subcommand; older clicks print help themselves.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
-#: The commands, loaded only when run: `ai-ready --help`, `systems`, `extrapolate`, `validate` and `report` never
-#: import torch (about 1.4 s), which only measuring commands need. name: (module, attribute, modules that add
-#: subcommands to it, the one-line help `ai-ready --help` shows; a test checks it against the command's own).
-COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "info": ("ai_ready.cli.info", "info", (),
-             "Show the device, CPU, launcher, ranks and software versions."),
-    "bench": ("ai_ready.cli.bench", "bench", ("ai_ready.cli.collectives", "ai_ready.cli.memory", "ai_ready.cli.io"),
-             "Micro-benchmarks: each writes a versioned JSON result file."),
-    "systems": ("ai_ready.cli.systems", "systems", (),
-             "The system catalog: peak figures with their sources."),
-    "report": ("ai_ready.cli.report", "report", (),
-             "Render result files (bench, train, profile) and extrapolations into a readiness report (opens "
-             "offline)."),
-    "train": ("ai_ready.cli.train", "train", (),
-             "Train a scaled-down GPT, mixture-of-experts GPT or ResNet for a few steps: throughput, MFU, "
-             "time breakdown (data, forward, backward, optimizer), loss curve and memory."),
-    "profile": ("ai_ready.cli.profile", "profile", (),
-             "Profile the training job in DIRECTORY (its ai-ready.yaml says how to run it), or the command "
-             "after `--`: `ai-ready profile DIR -- python train.py --lr 3e-4`."),
-    "validate": ("ai_ready.cli.validate", "validate", (),
-             "Predict published large-scale training runs with the analytic model and report the errors."),
-    "extrapolate": ("ai_ready.cli.extrapolate", "extrapolate", (),
-             "Predict step time, MFU, memory, time/energy/cost to train and goodput of WORKLOAD on a system."),
-    "accept": ("ai_ready.cli.accept", "accept", (),
-             "Nightly system acceptance: run a suite, judge every metric on every node against its reference, "
-             "its history and the fleet, keep the run in a history database, write JUnit, Prometheus and "
-             "HTML."),
-}
-
-
 class LazyGroup(click.Group):
     """A click group whose commands are imported when used (click's documented lazy-loading pattern)."""
 
@@ -62,11 +33,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, attribute, extensions, _ = COMMANDS[cmd_name]
-            command = getattr(importlib.import_module(module), attribute)
-            for extension in extensions:
-                importlib.import_module(extension)
-            self.add_command(command, cmd_name)
+            self.add_command(load_command(cmd_name), cmd_name)
         return self.commands.get(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

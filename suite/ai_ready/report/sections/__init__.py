@@ -56,6 +56,11 @@ def build_sections(data: ReportData, sections: Iterable[Section] | None = None) 
     return built
 
 
+def claimed_benchmarks() -> set[str]:
+    """The benchmarks some section presents, read when the report is built (a centre may add sections)."""
+    return {b for s in SECTIONS for b in s.benchmarks}
+
+
 #: The report, in page order, each section in its part (common.PARTS). A new section: a template in
 #: templates/sections/, a builder, one line here.
 SECTIONS: list[Section] = [
@@ -74,5 +79,5 @@ SECTIONS: list[Section] = [
     Section("overview", "Run notes", build_overview, part="appendix"),
     Section("environment", "Environment", build_environment, part="appendix"),
     Section("rawdata", "Raw data", build_rawdata, part="appendix"),
-    Section("other", "Other records", build_other, part="appendix"),
+    Section("other", "Other records", lambda data: build_other(data, claimed_benchmarks()), part="appendix"),
 ]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from ai_ready.report.sections.common import ReportData, _other_row
 
 
-def build_other(data: ReportData) -> dict[str, Any] | None:
-    """Records of benchmarks no section presents yet, so an unknown benchmark is listed, never dropped."""
-    from ai_ready.report.sections import SECTIONS  # the registry imports this module, so look it up when called
-    claimed = {b for s in SECTIONS for b in s.benchmarks}
+def build_other(data: ReportData, claimed: Collection[str]) -> dict[str, Any] | None:
+    """Records of benchmarks no section presents yet (none of `claimed`), so an unknown benchmark is listed,
+    never dropped."""
     rows = [_other_row(e) for e in data.entries if e.record.benchmark not in claimed]
     return {"rows": rows} if rows else None
