@@ -94,10 +94,14 @@ def ensure_writable_dir(path: Path, option: str = "-o") -> Path:
 
 def check_writable_file(path: Path, option: str) -> None:
     """Refuse now (InputError), before anything is measured, an output file that could not be written at the
-    end: a folder in its place, or a nearest existing folder above it that is a file or is not writable."""
+    end: a folder in its place, a folder for it that cannot be made (it is made now, as the write would), or
+    one that is not writable."""
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder; accepted: a file path")
-    absolute = path.absolute()
-    existing = next(folder for folder in absolute.parents if folder.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: cannot write into '{existing}'")
+    parent = path.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot make the folder '{parent}' ({exc.strerror or exc})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: cannot write into '{parent}'")

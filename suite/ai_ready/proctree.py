@@ -17,6 +17,8 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any, Callable
 
 import psutil
@@ -84,13 +86,13 @@ def stop_tree(proc: subprocess.Popen[Any], token: str, first: int = signal.SIGTE
         members = family(proc, token)
         for sig, wait_s in ((first, grace_s), (signal.SIGKILL, 2.0)):
             _signal_all(proc, members, sig)
-            deadline_members = [m for m in members if _alive(m)]
-            _, alive = psutil.wait_procs(deadline_members, timeout=wait_s)
+            deadline = time.monotonic() + wait_s
+            _, alive = psutil.wait_procs([m for m in members if _alive(m)], timeout=wait_s)
             try:
-                proc.wait(timeout=max(0.1, wait_s if alive else 1.0))
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-            members = alive + [m for m in family(proc, token) if m.pid not in {a.pid for a in alive}]
+            members = list({m.pid: m for m in (*alive, *family(proc, token))}.values())
             if proc.poll() is not None and not members:
                 return
 
@@ -140,3 +142,15 @@ def run(argv: list[str], timeout_s: float | None = None, grace_s: float = GRACE_
         raise
     sweep(proc, token)
     return code
+
+
+def last_error_line(log: Path) -> str:
+    """What a child's log says went wrong: its last `ai-ready:` or error line, else its last line."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "no log"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ai-ready:") or "Error" in line]
+    chosen = (errors or lines or ["no output"])[-1]
+    return chosen if len(chosen) <= 300 else chosen[:297] + "..."

@@ -104,11 +104,11 @@ def _execute(spec: BenchmarkSpec, launcher: tuple[str, ...], results_dir: Path, 
     seconds = time.monotonic() - start
     records, document_status = _read(output)
     if reason is None and returncode not in (0, None):
-        reason = f"exited with code {returncode}: {_last_error(log)}"
+        reason = f"exited with code {returncode}: {proctree.last_error_line(log)}"
     elif reason is None and document_status not in (None, COMPLETE):
         reason = f"its result document says '{document_status}'"
     elif reason is None and document_status is None:
-        reason = f"wrote no result file ({_last_error(log)})"
+        reason = f"wrote no result file ({proctree.last_error_line(log)})"
     return BenchmarkRun(spec, COMPLETE if reason is None else FAILED, records=records, reason=reason,
                         result_file=output if output.exists() else None, log_file=log, seconds=seconds,
                         returncode=returncode, argv=argv)
@@ -133,15 +133,3 @@ def _read(output: Path) -> tuple[list[Record], str | None]:
     except InputError:
         return [], "unreadable"
     return document.records, str(document.meta.get("status", COMPLETE))
-
-
-def _last_error(log: Path) -> str:
-    """The benchmark's own last error line (`ai-ready: error: ...`), else its last line of output."""
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace")
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    errors = [line for line in lines if line.startswith("ai-ready:") or "Error" in line]
-    chosen = (errors or lines or ["no output"])[-1]
-    return chosen if len(chosen) <= 300 else chosen[:297] + "..."

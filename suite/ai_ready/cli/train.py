@@ -294,7 +294,7 @@ def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset
                                         stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
                 records = load_results(path).records if path.exists() else []
                 runs[k] = (records, None if code == 0 else f"the {k}-rank run exited with code {code}: "
-                           f"{_last_line(log)}")
+                           f"{proctree.last_error_line(log)}")
         status = "complete"
     finally:  # a stopped sweep keeps the rank counts it finished
         for k in runs:
@@ -312,13 +312,6 @@ def _scaling(ctx: click.Context, counts: list[int], out: Path, arch: str, preset
     note(f"results: {out}")
     if any(r.status == "failed" for r in scaling):
         raise SystemExit(EXIT_FAILED)
-
-
-def _last_line(log: Path) -> str:
-    """The run's last error line (or last line), for the reason a rank count failed."""
-    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ai-ready:") or "Error" in line]
-    return (errors or lines or ["no output"])[-1][:300]
 
 
 def _analytic_flops(arch: str, cfg: Any) -> Any:
